@@ -1,0 +1,1 @@
+//! Integration tests: rrun against the real peers (skopeo), one module per area.
