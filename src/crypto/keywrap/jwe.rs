@@ -39,6 +39,10 @@ const ANNOTATION: &str = "org.opencontainers.image.enc.keys.jwe";
 /// Length of the content encryption key rrun generates (A256GCM).
 const CEK_LEN: usize = 32;
 
+/// Most recipients one JWE may list: each costs every key a private-key operation, so a hostile
+/// annotation could otherwise make decryption crawl. Real images have a handful.
+const MAX_RECIPIENTS: usize = 1024;
+
 /// The `jwe` scheme.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JweKeyWrapper;
@@ -268,6 +272,12 @@ impl RawJwe {
             Some(Value::Array(list)) => list.clone(),
             Some(_) => return Err(malformed("member \"recipients\" is not an array")),
         };
+        if listed.len() > MAX_RECIPIENTS {
+            return Err(malformed(format!(
+                "{} recipients; rrun reads at most {MAX_RECIPIENTS}",
+                listed.len()
+            )));
+        }
         let recipients = if listed.is_empty() {
             // Flattened: the recipient's header and key are top-level members.
             vec![(

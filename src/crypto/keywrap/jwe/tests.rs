@@ -539,6 +539,11 @@ fn malformed_input_fails_cleanly() {
     });
     assert_malformed(open(&bad_entry), "recipient 0 is not an object");
     assert_malformed(open(b"a.b.c"), "five dot-separated");
+    let entry = json!({"header": {"alg": "RSA-OAEP"}, "encrypted_key": "AAAA"});
+    let crowd = edit(&jwe, |o| {
+        o.insert("recipients".into(), Value::Array(vec![entry; 1025]));
+    });
+    assert_malformed(open(&crowd), "1025 recipients; rrun reads at most 1024");
 }
 
 #[test]
