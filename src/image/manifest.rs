@@ -179,9 +179,9 @@ impl Index {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     /// An image manifest.
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
     /// An image index.
-    Index(Index),
+    Index(Box<Index>),
 }
 
 /// Parse the blob a descriptor points to as a manifest or index, checking that its own
@@ -223,10 +223,10 @@ pub fn parse_node(bytes: &[u8], desc: &Descriptor) -> Result<Node> {
             ImageError::malformed(&what, "an index must not have layers or config fields"),
         ),
         ManifestKind::Manifest => serde_json::from_value(value)
-            .map(Node::Manifest)
+            .map(|m| Node::Manifest(Box::new(m)))
             .map_err(|e| ImageError::malformed(&what, e.to_string())),
         ManifestKind::Index => serde_json::from_value(value)
-            .map(Node::Index)
+            .map(|i| Node::Index(Box::new(i)))
             .map_err(|e| ImageError::malformed(&what, e.to_string())),
     }
 }

@@ -2,6 +2,7 @@
 //! image-level encrypt/decrypt that walks manifests and calls `crypto` on each layer.
 
 pub mod archive;
+pub mod crypt;
 pub mod digest;
 pub mod error;
 pub mod layout;
@@ -9,10 +10,15 @@ pub mod manifest;
 pub mod media_type;
 pub mod platform;
 pub mod reference;
+pub mod rewrite;
 pub mod stage;
 pub mod transport;
+pub mod tree;
 
+pub use crypt::{decrypt_image, encrypt_image, layer_info, CryptSummary, LayerFilter, LayerInfo};
 pub use digest::Digest;
 pub use error::{ImageError, Result};
 pub use platform::Platform;
 pub use reference::ImageRef;
+#[cfg(test)]
+mod testutil;

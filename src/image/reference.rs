@@ -79,12 +79,14 @@ impl FromStr for ImageRef {
         let make: fn(PathBuf, Option<String>) -> ImageRef = match transport {
             "oci" => |path, tag| ImageRef::Oci { path, tag },
             "oci-archive" => |path, tag| ImageRef::OciArchive { path, tag },
-            _ => return Err(ImageError::InvalidReference {
-                reference: s.to_string(),
-                reason: format!(
+            _ => {
+                return Err(ImageError::InvalidReference {
+                    reference: s.to_string(),
+                    reason: format!(
                     "unknown image transport in {s}: use oci:PATH[:TAG] or oci-archive:PATH[:TAG]"
                 ),
-            }),
+                })
+            }
         };
         let bad = |reason: String| ImageError::InvalidReference {
             reference: s.to_string(),

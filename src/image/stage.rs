@@ -152,10 +152,35 @@ impl Stage {
     /// Finish a blob: fsync it and rename it to its digest (unless that blob already exists,
     /// then the temp file is dropped). Returns the digest and size.
     pub fn commit_blob(&mut self, writer: BlobWriter) -> Result<(Digest, u64)> {
+        self.commit_blob_inner(writer, None)
+    }
+
+    /// Like [`Stage::commit_blob`], but the blob is renamed into place only if its digest is
+    /// `expected`; otherwise it is discarded and a `DigestMismatch` returned.
+    pub fn commit_blob_expecting(
+        &mut self,
+        writer: BlobWriter,
+        expected: &Digest,
+    ) -> Result<(Digest, u64)> {
+        self.commit_blob_inner(writer, Some(expected))
+    }
+
+    fn commit_blob_inner(
+        &mut self,
+        writer: BlobWriter,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64)> {
         let (digest, size, buffered) = writer.inner.finish();
         let tmp = buffered
             .into_inner()
             .map_err(|e| ImageError::Io(e.into_error()))?;
+        if let Some(expected) = expected.filter(|e| **e != digest) {
+            return Err(ImageError::DigestMismatch {
+                what: "staged blob".into(),
+                expected: expected.to_string(),
+                actual: digest.to_string(),
+            });
+        }
         let final_path = self.layout.blob_path(&digest);
         if final_path.exists() {
             return Ok((digest, size));
