@@ -159,13 +159,15 @@ mod tests {
 
     #[test]
     fn device_numbers_decode_like_glibc() {
-        // makedev(1, 3) = /dev/null, makedev(259, 65537) uses the high bits of both.
-        assert_eq!(dev_major_minor(0x0103), (1, 3));
-        let rdev = ((259u64 & 0xfffff000) << 32)
-            | ((259 & 0xfff) << 8)
-            | ((65537u64 & 0xffffff00) << 12)
-            | (65537 & 0xff);
-        assert_eq!(dev_major_minor(rdev), (259, 65537));
+        fn makedev(major: u64, minor: u64) -> u64 {
+            ((major & 0xffff_f000) << 32)
+                | ((major & 0xfff) << 8)
+                | ((minor & 0xffff_ff00) << 12)
+                | (minor & 0xff)
+        }
+        assert_eq!(dev_major_minor(makedev(0x12345, 65537)), (0x12345, 65537));
+        let null = fs::metadata("/dev/null").unwrap();
+        assert_eq!(dev_major_minor(null.rdev()), (1, 3));
     }
 
     #[test]
