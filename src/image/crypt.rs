@@ -464,6 +464,7 @@ pub(crate) fn encrypt_with(
                             ann,
                         )));
                     }
+                    check_compression(src, layer)?;
                     let (out, writer) =
                         stream_layer(stage, src, layer, |r, w| enc.encrypt(&layer.digest, r, w))?;
                     check_plain(
@@ -503,6 +504,33 @@ pub(crate) fn encrypt_with(
     };
     dest.commit(top)?;
     Ok(summary)
+}
+
+/// A layer labelled gzip or zstd must start with that format's magic bytes. This catches
+/// layers that are already encrypted under a plain media type (what `skopeo copy --format v2s2
+/// --encryption-key` writes) before they are encrypted a second time.
+fn check_compression(src: &Layout, layer: &Descriptor) -> Result<()> {
+    let (name, magic): (&str, &[u8]) = if layer.media_type.ends_with("gzip") {
+        ("gzip", &[0x1f, 0x8b])
+    } else if layer.media_type.ends_with("zstd") {
+        ("zstd", &[0x28, 0xb5, 0x2f, 0xfd])
+    } else {
+        return Ok(());
+    };
+    let mut head = vec![0u8; magic.len()];
+    let read =
+        std::fs::File::open(src.blob_path(&layer.digest)).and_then(|mut f| f.read_exact(&mut head));
+    // A missing or short blob is reported by the verified read that follows.
+    if read.is_ok() && head != magic {
+        return Err(ImageError::InconsistentLayer {
+            layer: layer.digest.to_string(),
+            reason: format!(
+                "its media type {} says {name} but the blob is not {name} data; it may be ciphertext under a plain media type (as skopeo --format v2s2 --encryption-key writes), which no tool can decrypt",
+                layer.media_type
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Check what a crypto pass reported about the plaintext against what it must be.
@@ -1301,6 +1329,95 @@ mod tests {
         };
         assert!(encrypt_with(&oci(&src, "v1"), &fresh_ref, &Fake::default(), &bad).is_err());
         assert!(!tmp.path().join("fresh").exists());
+    }
+
+    #[test]
+    fn ciphertext_under_a_plain_gzip_type_is_not_encrypted_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        let fake_gzip = testutil::Layer {
+            media_type: DOCKER_LAYER_GZIP,
+            blob: (0..=255u8).cycle().skip(3).take(5000).collect(),
+            diff_id: Digest::of_bytes(b"unknown"),
+        };
+        write_image(&src, "v1", &[fake_gzip], true);
+        let before = snapshot(&src);
+        let err =
+            encrypt_with(&oci(&src, "v1"), &oci(&src, "e"), &Fake::default(), &all()).unwrap_err();
+        assert!(matches!(err, ImageError::InconsistentLayer { .. }), "{err}");
+        assert!(err.to_string().contains("skopeo --format v2s2"), "{err}");
+        assert_eq!(snapshot(&src), before);
+    }
+
+    #[test]
+    fn in_place_encryption_replaces_the_tag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        two_layer_image(&src);
+        let s = encrypt_with(&oci(&src, "v1"), &oci(&src, "v1"), &Fake::default(), &all()).unwrap();
+        let index = Layout::open(&src).unwrap().read_index().unwrap();
+        assert_eq!(index.manifests.len(), 1);
+        assert_eq!(index.manifests[0].digest.to_string(), s.manifest_digest);
+        assert_eq!(index.manifests[0].ref_name(), Some("v1"));
+        // Untagged destination: an entry without ref.name is added, once.
+        let untagged = r(&format!("oci:{}", src.display()));
+        decrypt_with(&oci(&src, "v1"), &untagged, &Fake::default(), &all()).unwrap();
+        decrypt_with(&oci(&src, "v1"), &untagged, &Fake::default(), &all()).unwrap();
+        let index = Layout::open(&src).unwrap().read_index().unwrap();
+        assert_eq!(index.manifests.len(), 2);
+        assert_eq!(index.manifests[1].ref_name(), None);
+        let err = layer_info(&untagged, &all()).unwrap_err();
+        assert!(matches!(err, ImageError::AmbiguousImage { .. }), "{err}");
+    }
+
+    #[test]
+    fn skopeo_v2s2_layout_is_read_and_rewritten_as_oci() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        two_layer_image(&src);
+        let docker = tmp.path().join("docker");
+        testutil::skopeo(&[
+            "copy",
+            "--format",
+            "v2s2",
+            &format!("oci:{}:v1", src.display()),
+            &format!("oci:{}:v1", docker.display()),
+        ]);
+        let (desc, m) = manifest_of(&docker, "v1");
+        assert_eq!(desc.media_type, DOCKER_MANIFEST);
+        assert_eq!(m.layers[0].media_type, DOCKER_LAYER_GZIP);
+        let f = LayerFilter {
+            layers: vec![-1],
+            platforms: vec![],
+        };
+        encrypt_with(
+            &oci(&docker, "v1"),
+            &oci(&docker, "enc"),
+            &Fake::default(),
+            &f,
+        )
+        .unwrap();
+        let (desc, m) = manifest_of(&docker, "enc");
+        assert_eq!(desc.media_type, OCI_MANIFEST);
+        assert_eq!(m.config.media_type, OCI_CONFIG);
+        assert_eq!(m.layers[0].media_type, OCI_LAYER_GZIP);
+        assert_eq!(m.layers[1].media_type, OCI_LAYER_GZIP_ENC);
+        testutil::skopeo(&["inspect", &format!("oci:{}:enc", docker.display())]);
+    }
+
+    #[test]
+    fn hostile_oci_archive_source_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let archive = tmp.path().join("evil.tar");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "index.json", "/etc/passwd").unwrap();
+        std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let err =
+            layer_info(&r(&format!("oci-archive:{}", archive.display())), &all()).unwrap_err();
+        assert!(matches!(err, ImageError::HostileArchive { .. }), "{err}");
     }
 
     #[test]

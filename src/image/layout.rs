@@ -81,6 +81,12 @@ impl Layout {
     /// Open an existing layout: `oci-layout` must declare version 1.0.0 and `index.json` exist.
     pub fn open(root: &Path) -> Result<Self> {
         let not_layout = || ImageError::NotALayout { path: root.into() };
+        if !root.exists() {
+            return Err(ImageError::io_at(
+                root,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such layout directory"),
+            ));
+        }
         let marker = root.join(OCI_LAYOUT_FILE);
         if !marker.is_file() || !root.join(INDEX_JSON).is_file() {
             return Err(not_layout());

@@ -67,6 +67,8 @@ impl Stage {
         match fs::symlink_metadata(root) {
             Ok(_) if root.join(OCI_LAYOUT_FILE).exists() => {
                 let layout = Layout::open(root)?;
+                // A broken index.json is reported now, not after the blobs are written.
+                layout.read_index()?;
                 let mut stage = Self {
                     layout,
                     undo,
