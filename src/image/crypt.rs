@@ -310,7 +310,54 @@ struct Counts {
 }
 
 /// What to do with one selected layer: `Some(new descriptor)` or `None` to keep it.
-type LayerFn<'a> = dyn FnMut(&mut Stage, &Layout, &Descriptor) -> Result<Option<Descriptor>> + 'a;
+/// It also gets the layer's diff_id from the image config, when the config names one.
+type LayerFn<'a> =
+    dyn FnMut(&mut Stage, &Layout, &Descriptor, Option<&Digest>) -> Result<Option<Descriptor>> + 'a;
+
+/// The `rootfs.diff_ids` of an image config, by layer position (`None` where missing or not
+/// a valid digest, and for configs that are not image configs).
+fn config_diff_ids(src: &Layout, config: &Descriptor) -> Result<Vec<Option<Digest>>> {
+    #[derive(serde::Deserialize)]
+    struct RootFs {
+        #[serde(default)]
+        diff_ids: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        rootfs: Option<RootFs>,
+    }
+    if config.media_type != media_type::OCI_CONFIG && config.media_type != media_type::DOCKER_CONFIG
+    {
+        return Ok(Vec::new());
+    }
+    let what = format!("config {}", config.digest);
+    let raw = src.read_blob(config, super::layout::MAX_CONFIG_SIZE, &what)?;
+    let parsed: Config =
+        serde_json::from_slice(&raw).map_err(|e| ImageError::malformed(&what, e.to_string()))?;
+    Ok(parsed
+        .rootfs
+        .map(|r| r.diff_ids)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| Digest::parse(d).ok())
+        .collect())
+}
+
+/// sha256 of a layer blob's uncompressed tar (its diff_id), decompressing by media type.
+fn uncompressed_digest(file: std::fs::File, media_type: &str) -> std::io::Result<Digest> {
+    let buffered = std::io::BufReader::with_capacity(256 << 10, file);
+    let mut reader: Box<dyn Read> = if media_type.ends_with("gzip") {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else if media_type.ends_with("zstd") {
+        Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
+    } else {
+        Box::new(buffered)
+    };
+    let mut hasher = super::digest::HashingWriter::new(std::io::sink());
+    std::io::copy(&mut reader, &mut hasher)?;
+    Ok(hasher.finish().0)
+}
 
 /// Write the tree below `node` into `stage`: selected layers through `f`, everything else
 /// copied (verified) from `src`. Returns the node's descriptor in the destination.
@@ -327,13 +374,18 @@ fn write_tree(
             let selected = selection[m.id].as_ref();
             let config = &m.manifest.config;
             stage.copy_blob(src, config, &format!("config {}", config.digest))?;
+            let diff_ids = match selected {
+                Some(sel) if !sel.is_empty() => config_diff_ids(src, config)?,
+                _ => Vec::new(),
+            };
             let mut replaced = BTreeMap::new();
             for (i, layer) in m.manifest.layers.iter().enumerate() {
                 let what = format!("layer {}", layer.digest);
                 if let Some(sel) = selected {
                     counts.total += 1;
                     if sel.contains(&i) {
-                        if let Some(new) = f(stage, src, layer)? {
+                        let diff_id = diff_ids.get(i).and_then(Option::as_ref);
+                        if let Some(new) = f(stage, src, layer, diff_id)? {
                             if new.digest == layer.digest {
                                 stage.copy_blob(src, layer, &what)?;
                             }
@@ -447,48 +499,51 @@ pub(crate) fn encrypt_with(
     // Source digest -> (ciphertext digest, size, ocicrypt annotations).
     let mut done: HashMap<Digest, (Digest, u64, Annotations)> = HashMap::new();
     let mut counts = Counts::default();
-    let mut per_layer =
-        |stage: &mut Stage, src: &Layout, layer: &Descriptor| -> Result<Option<Descriptor>> {
-            match media_type::layer_kind(&layer.media_type)? {
-                LayerKind::PassThrough => Ok(None),
-                LayerKind::Encrypted { .. } => Ok(rewrapped
-                    .get(&layer_key(layer))
-                    .map(|a| rewrite::recipients_added(layer, a))),
-                LayerKind::Plain { encrypted } => {
-                    if let Some((digest, size, ann)) = done.get(&layer.digest) {
-                        return Ok(Some(rewrite::encrypted_layer(
-                            layer,
-                            encrypted,
-                            digest.clone(),
-                            *size,
-                            ann,
-                        )));
-                    }
-                    check_compression(src, layer)?;
-                    let (out, writer) =
-                        stream_layer(stage, src, layer, |r, w| enc.encrypt(&layer.digest, r, w))?;
-                    check_plain(
-                        &out.digests,
-                        &layer.digest,
-                        layer.size,
-                        "encrypted layer input",
-                    )?;
-                    let expected = Digest::from_sha256(out.digests.cipher_sha256);
-                    let (digest, size) = stage.commit_blob_expecting(writer, &expected)?;
-                    done.insert(
-                        layer.digest.clone(),
-                        (digest.clone(), size, out.annotations.clone()),
-                    );
-                    Ok(Some(rewrite::encrypted_layer(
+    let mut per_layer = |stage: &mut Stage,
+                         src: &Layout,
+                         layer: &Descriptor,
+                         _diff_id: Option<&Digest>|
+     -> Result<Option<Descriptor>> {
+        match media_type::layer_kind(&layer.media_type)? {
+            LayerKind::PassThrough => Ok(None),
+            LayerKind::Encrypted { .. } => Ok(rewrapped
+                .get(&layer_key(layer))
+                .map(|a| rewrite::recipients_added(layer, a))),
+            LayerKind::Plain { encrypted } => {
+                if let Some((digest, size, ann)) = done.get(&layer.digest) {
+                    return Ok(Some(rewrite::encrypted_layer(
                         layer,
                         encrypted,
-                        digest,
-                        size,
-                        &out.annotations,
-                    )))
+                        digest.clone(),
+                        *size,
+                        ann,
+                    )));
                 }
+                check_compression(src, layer)?;
+                let (out, writer) =
+                    stream_layer(stage, src, layer, |r, w| enc.encrypt(&layer.digest, r, w))?;
+                check_plain(
+                    &out.digests,
+                    &layer.digest,
+                    layer.size,
+                    "encrypted layer input",
+                )?;
+                let expected = Digest::from_sha256(out.digests.cipher_sha256);
+                let (digest, size) = stage.commit_blob_expecting(writer, &expected)?;
+                done.insert(
+                    layer.digest.clone(),
+                    (digest.clone(), size, out.annotations.clone()),
+                );
+                Ok(Some(rewrite::encrypted_layer(
+                    layer,
+                    encrypted,
+                    digest,
+                    size,
+                    &out.annotations,
+                )))
             }
-        };
+        }
+    };
     let top = write_tree(
         &tree,
         &selection,
@@ -589,43 +644,67 @@ pub(crate) fn decrypt_with(
     // Ciphertext digest -> (plaintext digest, size).
     let mut done: HashMap<Digest, (Digest, u64)> = HashMap::new();
     let mut counts = Counts::default();
-    let mut per_layer =
-        |stage: &mut Stage, src: &Layout, layer: &Descriptor| -> Result<Option<Descriptor>> {
-            let LayerKind::Encrypted { plain } = media_type::layer_kind(&layer.media_type)? else {
-                return Ok(None);
+    let mut per_layer = |stage: &mut Stage,
+                         src: &Layout,
+                         layer: &Descriptor,
+                         diff_id: Option<&Digest>|
+     -> Result<Option<Descriptor>> {
+        let LayerKind::Encrypted { plain } = media_type::layer_kind(&layer.media_type)? else {
+            return Ok(None);
+        };
+        if let Some((digest, size)) = done.get(&layer.digest) {
+            return Ok(Some(rewrite::decrypted_layer(
+                layer,
+                plain,
+                digest.clone(),
+                *size,
+            )));
+        }
+        let Some((opts, expected)) = keys.get(&layer_key(layer)) else {
+            return Err(ImageError::malformed(
+                format!("layer {}", layer.digest),
+                "no unwrapped key (internal error)",
+            ));
+        };
+        let annotations = layer.annotations();
+        let (digests, writer) = stream_layer(stage, src, layer, |r, w| {
+            dec.decrypt(opts, &annotations, r, w)
+        })?;
+        let what = format!("decrypted layer {}", layer.digest);
+        let sealed = stage.seal(writer)?;
+        // What the crypto saw and what was written must be the same bytes.
+        let reported = Digest::from_sha256(digests.plain_sha256);
+        if reported != sealed.digest || digests.len != sealed.size {
+            return Err(ImageError::DigestMismatch {
+                what,
+                expected: reported.to_string(),
+                actual: sealed.digest.to_string(),
+            });
+        }
+        if sealed.digest != *expected {
+            // containers/image records the digest of the blob it read, before it
+            // recompressed the layer for the destination, so a layer skopeo compressed
+            // while encrypting decrypts to other bytes than the recorded digest. Such a
+            // layer is accepted only if its uncompressed content is exactly the config's
+            // diff_id (the check image-rs relies on); anything else is refused.
+            let matches_diff_id = match diff_id {
+                Some(want) => uncompressed_digest(sealed.reopen()?, plain)
+                    .map(|got| got == *want)
+                    .unwrap_or(false),
+                None => false,
             };
-            if let Some((digest, size)) = done.get(&layer.digest) {
-                return Ok(Some(rewrite::decrypted_layer(
-                    layer,
-                    plain,
-                    digest.clone(),
-                    *size,
-                )));
-            }
-            let Some((opts, expected)) = keys.get(&layer_key(layer)) else {
-                return Err(ImageError::malformed(
-                    format!("layer {}", layer.digest),
-                    "no unwrapped key (internal error)",
-                ));
-            };
-            let annotations = layer.annotations();
-            let (digests, writer) = stream_layer(stage, src, layer, |r, w| {
-                dec.decrypt(opts, &annotations, r, w)
-            })?;
-            let what = format!("decrypted layer {}", layer.digest);
-            let actual = Digest::from_sha256(digests.plain_sha256);
-            if &actual != expected {
+            if !matches_diff_id {
                 return Err(ImageError::DigestMismatch {
                     what,
                     expected: expected.to_string(),
-                    actual: actual.to_string(),
+                    actual: sealed.digest.to_string(),
                 });
             }
-            // Our own hash of the bytes written must agree before the blob is renamed in place.
-            let (digest, size) = stage.commit_blob_expecting(writer, expected)?;
-            done.insert(layer.digest.clone(), (digest.clone(), size));
-            Ok(Some(rewrite::decrypted_layer(layer, plain, digest, size)))
-        };
+        }
+        let (digest, size) = stage.persist(sealed)?;
+        done.insert(layer.digest.clone(), (digest.clone(), size));
+        Ok(Some(rewrite::decrypted_layer(layer, plain, digest, size)))
+    };
     let top = write_tree(
         &tree,
         &selection,
@@ -667,6 +746,9 @@ mod tests {
         no_key: bool,
         hmac_fails: bool,
         wrong_plain_digest: bool,
+        /// Record another digest in the private options, as containers/image does for a layer
+        /// it recompresses while encrypting.
+        record_other_digest: bool,
     }
 
     fn xor_stream(
@@ -721,7 +803,10 @@ mod tests {
             input: &mut (dyn Read + Send),
             output: &mut dyn Write,
         ) -> crate::crypto::Result<EncryptedLayer> {
-            let opts = PrivateOptions::generate(plain_digest.as_str())?;
+            let mut opts = PrivateOptions::generate(plain_digest.as_str())?;
+            if self.record_other_digest {
+                opts.digest = Digest::of_bytes(b"the layer before recompression").to_string();
+            }
             let digests = xor_stream(&opts, input, output, true)?;
             let mut annotations = Annotations::new();
             annotations.insert(FAKE_KEYS.into(), encode_b64(&opts.to_json()));
@@ -1153,6 +1238,45 @@ mod tests {
         let err = decrypt_with(&oci(&src, "enc"), &oci(&src, "dec"), &lying, &all()).unwrap_err();
         assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
         assert_eq!(snapshot(&src), before);
+    }
+
+    #[test]
+    fn recompressed_by_skopeo_layers_are_accepted_only_by_their_diff_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        two_layer_image(&src);
+        let (_, plain) = manifest_of(&src, "v1");
+        let cimage = Fake {
+            record_other_digest: true,
+            ..Fake::default()
+        };
+        encrypt_with(&oci(&src, "v1"), &oci(&src, "enc"), &cimage, &all()).unwrap();
+        let s = decrypt_with(
+            &oci(&src, "enc"),
+            &oci(&src, "dec"),
+            &Fake::default(),
+            &all(),
+        )
+        .unwrap();
+        assert_eq!(s.layers_changed, 2);
+        assert_eq!(manifest_of(&src, "dec").1.layers, plain.layers);
+
+        // The same with a config whose diff_ids do not describe the layers: refused.
+        let other = tmp.path().join("other");
+        let mut wrong = layer(OCI_LAYER_GZIP, &[("a", b"1")]);
+        wrong.diff_id = Digest::of_bytes(b"not this layer");
+        write_image(&other, "v1", &[wrong], false);
+        encrypt_with(&oci(&other, "v1"), &oci(&other, "enc"), &cimage, &all()).unwrap();
+        let before = snapshot(&other);
+        let err = decrypt_with(
+            &oci(&other, "enc"),
+            &oci(&other, "dec"),
+            &Fake::default(),
+            &all(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+        assert_eq!(snapshot(&other), before);
     }
 
     #[test]

@@ -51,6 +51,25 @@ impl BlobWriter {
     }
 }
 
+/// A fully written blob not yet renamed into place.
+#[derive(Debug)]
+pub struct SealedBlob {
+    /// Digest of the content.
+    pub digest: Digest,
+    /// Size of the content.
+    pub size: u64,
+    tmp: NamedTempFile,
+}
+
+impl SealedBlob {
+    /// Read the content back from the start.
+    pub fn reopen(&self) -> Result<fs::File> {
+        self.tmp
+            .reopen()
+            .map_err(|e| ImageError::io_at(self.tmp.path(), e))
+    }
+}
+
 /// Writes into one layout that are undone unless [`Stage::commit`] is reached.
 #[derive(Debug)]
 pub struct Stage {
@@ -154,7 +173,8 @@ impl Stage {
     /// Finish a blob: fsync it and rename it to its digest (unless that blob already exists,
     /// then the temp file is dropped). Returns the digest and size.
     pub fn commit_blob(&mut self, writer: BlobWriter) -> Result<(Digest, u64)> {
-        self.commit_blob_inner(writer, None)
+        let sealed = self.seal(writer)?;
+        self.persist(sealed)
     }
 
     /// Like [`Stage::commit_blob`], but the blob is renamed into place only if its digest is
@@ -164,25 +184,30 @@ impl Stage {
         writer: BlobWriter,
         expected: &Digest,
     ) -> Result<(Digest, u64)> {
-        self.commit_blob_inner(writer, Some(expected))
+        let sealed = self.seal(writer)?;
+        if sealed.digest != *expected {
+            return Err(ImageError::DigestMismatch {
+                what: "staged blob".into(),
+                expected: expected.to_string(),
+                actual: sealed.digest.to_string(),
+            });
+        }
+        self.persist(sealed)
     }
 
-    fn commit_blob_inner(
-        &mut self,
-        writer: BlobWriter,
-        expected: Option<&Digest>,
-    ) -> Result<(Digest, u64)> {
+    /// Finish writing a blob without putting it in place yet: its digest and size are known
+    /// and its content can be read back for more checks. Dropping it discards it.
+    pub fn seal(&self, writer: BlobWriter) -> Result<SealedBlob> {
         let (digest, size, buffered) = writer.inner.finish();
         let tmp = buffered
             .into_inner()
             .map_err(|e| ImageError::Io(e.into_error()))?;
-        if let Some(expected) = expected.filter(|e| **e != digest) {
-            return Err(ImageError::DigestMismatch {
-                what: "staged blob".into(),
-                expected: expected.to_string(),
-                actual: digest.to_string(),
-            });
-        }
+        Ok(SealedBlob { digest, size, tmp })
+    }
+
+    /// fsync a sealed blob and rename it to its digest (unless that blob already exists).
+    pub fn persist(&mut self, sealed: SealedBlob) -> Result<(Digest, u64)> {
+        let SealedBlob { digest, size, tmp } = sealed;
         let final_path = self.layout.blob_path(&digest);
         if final_path.exists() {
             return Ok((digest, size));
