@@ -23,6 +23,8 @@ pub mod transport;
 pub mod tree;
 
 #[cfg(test)]
+mod real_crypto_tests;
+#[cfg(test)]
 mod testutil;
 
 pub use crypt::{decrypt_image, encrypt_image, layer_info, CryptSummary, LayerFilter, LayerInfo};

@@ -2,13 +2,6 @@
 //! decrypts, skopeo encrypts and rrun decrypts (layout and oci-archive, including a layer
 //! skopeo recompressed while encrypting), recipients added, wrong keys and a swapped HMAC
 //! stopped with nothing written.
-//!
-//! Not compiled on the `wt-image` branch (its crypto is still stubs there). After the crypto
-//! branches are merged, enable it by adding to `src/image/mod.rs`:
-//!     #[cfg(test)]
-//!     #[path = "../../tests/data/image/real_crypto_e2e.rs"]
-//!     mod real_crypto_e2e;
-//! It passed on an overlay of main (keys, jwe) + wt-cipher + wt-image.
 
 use std::path::Path;
 use std::process::Command;
