@@ -44,7 +44,7 @@ pub fn encrypt<R: Read + Send, W: Write>(
     input: R,
     mut output: W,
 ) -> Result<StreamDigests> {
-    let (digests, held) = pipeline::run(key, nonce, Direction::Encrypt, 0, input, |chunk| {
+    let (digests, held) = pipeline::run(key, nonce, Direction::Encrypt, false, input, |chunk| {
         Ok(output.write_all(chunk.bytes())?)
     })?;
     for chunk in held {
@@ -55,8 +55,9 @@ pub fn encrypt<R: Read + Send, W: Write>(
 }
 
 /// Decrypt `input` into `output`, failing with `HmacMismatch` at the end of the stream if the
-/// ciphertext was altered. The last [`HOLD_BACK`] bytes of plaintext are written only after the
-/// HMAC matched; bytes written before that are unauthenticated: discard them on error.
+/// ciphertext was altered. At least the last [`HOLD_BACK`] bytes of plaintext are written only
+/// after the HMAC matched; bytes written before that are unauthenticated: discard them on
+/// error.
 pub fn decrypt<R: Read + Send, W: Write>(
     key: &SymmetricKey,
     nonce: &[u8; NONCE_LEN],
@@ -65,10 +66,9 @@ pub fn decrypt<R: Read + Send, W: Write>(
     mut output: W,
 ) -> Result<StreamDigests> {
     check_expected_hmac(expected_hmac)?;
-    let (digests, held) =
-        pipeline::run(key, nonce, Direction::Decrypt, HOLD_BACK, input, |chunk| {
-            Ok(output.write_all(chunk.bytes())?)
-        })?;
+    let (digests, held) = pipeline::run(key, nonce, Direction::Decrypt, true, input, |chunk| {
+        Ok(output.write_all(chunk.bytes())?)
+    })?;
     verify_hmac(expected_hmac, &digests)?;
     for chunk in held {
         output.write_all(chunk.bytes())?;
@@ -125,8 +125,8 @@ enum State {
 
 /// A decrypting `Read` adapter that holds back the last chunk until the HMAC has been checked.
 ///
-/// A background thread (with helpers) decrypts ahead of the reader, a few MiB at most. The
-/// final [`HOLD_BACK`] bytes of plaintext are released only after the HMAC matched; on a
+/// A background thread (with helpers) decrypts ahead of the reader, a few MiB at most. At
+/// least the final [`HOLD_BACK`] bytes of plaintext are released only after the HMAC matched; on a
 /// mismatch `read` fails with an `io::Error` of kind `InvalidData` whose inner error is
 /// [`CryptoError::HmacMismatch`] (`err.get_ref()` and `downcast_ref::<CryptoError>()`), and the
 /// held-back bytes are never returned. Everything returned before that is unauthenticated.
@@ -177,22 +177,15 @@ impl<R: Read + Send + 'static> DecryptReader<R> {
         let spawned = std::thread::Builder::new()
             .name("rrun-decrypt".into())
             .spawn(move || {
-                let run = pipeline::run(
-                    &key,
-                    &nonce,
-                    Direction::Decrypt,
-                    HOLD_BACK,
-                    input,
-                    |chunk| {
-                        // The reader was dropped: stop the pipeline.
-                        tx.send(Msg::Data(chunk)).map_err(|_| {
-                            CryptoError::Io(io::Error::new(
-                                io::ErrorKind::BrokenPipe,
-                                "decrypt reader dropped",
-                            ))
-                        })
-                    },
-                );
+                let run = pipeline::run(&key, &nonce, Direction::Decrypt, true, input, |chunk| {
+                    // The reader was dropped: stop the pipeline.
+                    tx.send(Msg::Data(chunk)).map_err(|_| {
+                        CryptoError::Io(io::Error::new(
+                            io::ErrorKind::BrokenPipe,
+                            "decrypt reader dropped",
+                        ))
+                    })
+                });
                 let end = match run {
                     Ok((digests, held)) => match verify_hmac(&expected, &digests) {
                         Ok(()) => {
@@ -427,14 +420,9 @@ mod tests {
         let nonce = [0xff; 16];
         let (keystream, _) = enc(&key, &nonce, &[0u8; 48]);
         let aes = aes::Aes256::new(key.as_bytes().into());
-        for (i, counter) in [[0xffu8; 16], [0u8; 16], {
-            let mut one = [0u8; 16];
-            one[15] = 1;
-            one
-        }]
-        .iter()
-        .enumerate()
-        {
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        for (i, counter) in [[0xffu8; 16], [0u8; 16], one].iter().enumerate() {
             let mut block = aes::Block::clone_from_slice(counter);
             aes.encrypt_block(&mut block);
             assert_eq!(
@@ -644,6 +632,21 @@ mod tests {
         let (out, err) = read_in_steps(&mut r, 65536);
         assert!(err.is_some());
         assert!(out.len() <= 5, "{} bytes released", out.len());
+    }
+
+    #[test]
+    fn decrypt_reader_input_error_is_returned() {
+        let (key, nonce) = key_nonce();
+        let input = io::Read::chain(io::Cursor::new(vec![0u8; 2 * MIB]), FailingReader);
+        let mut r = DecryptReader::new(&key, &nonce, &[0u8; 32], input);
+        let (out, err) = read_in_steps(&mut r, 65536);
+        let err = err.expect("the input error must reach the reader");
+        assert!(
+            err.to_string().contains("should not have been read"),
+            "{err}"
+        );
+        assert!(out.len() <= MIB, "{} bytes released", out.len());
+        assert!(r.read(&mut [0u8; 4]).is_err(), "the failure is sticky");
     }
 
     /// An endless input that says when it is dropped (its thread exited).
