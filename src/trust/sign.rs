@@ -206,14 +206,27 @@ fn restrict_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Sign `signed` with each (key id, key) and wrap it in a Notary envelope (canonical JSON).
+/// Sign `signed` with each (key id, key) and wrap it in a Notary envelope, byte for byte as
+/// Notary's Go code marshals `data.Signed`: `{"signed":<canonical>,"signatures":[{"keyid",
+/// "method","sig"}]}` in that field order. notary-server hashes its own re-marshalled copy of
+/// every role for the snapshot, so any other byte layout would make the served file unreachable
+/// by checksum. `signed` must hold exactly the fields Notary's types have.
 pub fn sign_envelope(signed: &Value, keys: &[(&str, &SigningKey)]) -> Result<Vec<u8>> {
     let msg = canonical_json(signed)?;
-    let mut signatures = Vec::new();
-    for (id, key) in keys {
-        signatures.push(json!({"keyid": id, "method": "ecdsa", "sig": notary_b64(&key.sign_raw(&msg)?)}));
+    let mut out = Vec::with_capacity(msg.len() + 160 * keys.len() + 32);
+    out.extend_from_slice(b"{\"signed\":");
+    out.extend_from_slice(&msg);
+    out.extend_from_slice(b",\"signatures\":[");
+    for (i, (id, key)) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let sig = notary_b64(&key.sign_raw(&msg)?);
+        // key ids are hex and base64 has no characters JSON would escape
+        out.extend_from_slice(format!("{{\"keyid\":{},\"method\":\"ecdsa\",\"sig\":\"{sig}\"}}", json!(id)).as_bytes());
     }
-    canonical_json(&json!({"signed": signed, "signatures": signatures}))
+    out.extend_from_slice(b"]}");
+    Ok(out)
 }
 
 /// POST metadata files to `<base>` (`/v2/<GUN>/_trust/tuf/`) as Notary's multipart form
