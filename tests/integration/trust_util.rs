@@ -369,7 +369,7 @@ pub fn tuf_python() -> PathBuf {
         let _ = std::fs::remove_dir_all(&venv);
         let st = Command::new(&python3).args(["-m", "venv"]).arg(&venv).status().unwrap();
         assert!(st.success(), "python3 -m venv failed: run `make deps` (apt-get install python3-venv)");
-        let out = Command::new(venv.join("bin/pip")).args(["install", "-q", "tuf==7.0.1"]).output().unwrap();
+        let out = Command::new(venv.join("bin/pip")).args(["install", "-q", "tuf==7.0.1", "securesystemslib[crypto]==1.6.0"]).output().unwrap();
         assert!(out.status.success(), "pip install tuf failed (PyPI must be reachable): {}", String::from_utf8_lossy(&out.stderr));
         std::fs::write(&ready, b"").unwrap();
     }
