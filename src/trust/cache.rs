@@ -25,7 +25,10 @@ pub struct MetadataCache {
 impl MetadataCache {
     /// A cache rooted at `dir` (created on first write).
     pub fn new(dir: impl Into<PathBuf>, layout: Layout) -> Self {
-        MetadataCache { dir: dir.into(), layout }
+        MetadataCache {
+            dir: dir.into(),
+            layout,
+        }
     }
 
     /// The cache directory.
@@ -73,12 +76,20 @@ impl MetadataCache {
 /// Role names used as paths must be plain relative names.
 fn check_role_path(role: &str) -> Result<()> {
     let ok = !role.is_empty()
-        && role.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
-        && role.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+        && role
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(TrustError::InvalidName { kind: "role", name: role.to_string(), reason: "not a safe role name".into() })
+        Err(TrustError::InvalidName {
+            kind: "role",
+            name: role.to_string(),
+            reason: "not a safe role name".into(),
+        })
     }
 }
 
@@ -86,10 +97,17 @@ fn check_role_path(role: &str) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| TrustError::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| TrustError::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| TrustError::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| TrustError::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| TrustError::io(path, e.error))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| TrustError::io(dir, e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| TrustError::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| TrustError::io(tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| TrustError::io(path, e.error))?;
     Ok(())
 }
 
@@ -113,7 +131,10 @@ mod tests {
     #[test]
     fn layouts() {
         let c = MetadataCache::new("/c", Layout::Nested);
-        assert_eq!(c.path("targets/releases").unwrap(), Path::new("/c/targets/releases.json"));
+        assert_eq!(
+            c.path("targets/releases").unwrap(),
+            Path::new("/c/targets/releases.json")
+        );
         assert!(c.path("targets/../x").is_err());
         let f = MetadataCache::new("/c", Layout::Flat);
         assert_eq!(f.path("a/b c").unwrap(), Path::new("/c/a%2Fb%20c.json"));

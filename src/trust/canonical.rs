@@ -13,7 +13,8 @@ use super::error::{Result, TrustError};
 /// then fail verification (fail closed), never pass wrongly.
 pub fn canonical_json(value: &Value) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
     value
         .serialize(&mut ser)
         .map_err(|e| TrustError::meta("signed", format!("cannot canonicalise: {e}")))?;
@@ -26,9 +27,13 @@ mod tests {
 
     #[test]
     fn sorts_keys_and_escapes_only_quote_and_backslash() {
-        let v: Value = serde_json::from_str(r#"{"b":1,"a":"x\"y\\z/é\n","c":[true,null]}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"b":1,"a":"x\"y\\z/é\n","c":[true,null]}"#).unwrap();
         let got = canonical_json(&v).unwrap();
-        assert_eq!(got, "{\"a\":\"x\\\"y\\\\z/é\n\",\"b\":1,\"c\":[true,null]}".as_bytes());
+        assert_eq!(
+            got,
+            "{\"a\":\"x\\\"y\\\\z/é\n\",\"b\":1,\"c\":[true,null]}".as_bytes()
+        );
     }
 
     #[test]

@@ -10,9 +10,14 @@ use sha2::{Digest, Sha256};
 use super::cache::{percent_encode_all, MetadataCache};
 use super::clock::Clock;
 use super::error::{Result, RootSigner, TrustError};
-use super::metadata::{parse_envelope, parse_root, parse_snapshot, parse_targets, parse_timestamp, Dialect, MetaFile, Root, RoleKeys, Snapshot, Targets, Timestamp};
+use super::metadata::{
+    parse_envelope, parse_root, parse_snapshot, parse_targets, parse_timestamp, Dialect, MetaFile,
+    RoleKeys, Root, Snapshot, Targets, Timestamp,
+};
 use super::transport::Transport;
-use super::verify::{check_expiry, check_length_and_hashes, check_not_older, count_signatures, verify_threshold};
+use super::verify::{
+    check_expiry, check_length_and_hashes, check_not_older, count_signatures, verify_threshold,
+};
 
 /// Size caps and search limits (python-tuf's defaults).
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +38,14 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { root: 512_000, timestamp: 16_384, snapshot: 2_000_000, targets: 5_000_000, max_root_rotations: 256, max_delegations: 32 }
+        Limits {
+            root: 512_000,
+            timestamp: 16_384,
+            snapshot: 2_000_000,
+            targets: 5_000_000,
+            max_root_rotations: 256,
+            max_delegations: 32,
+        }
     }
 }
 
@@ -74,19 +86,37 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
 impl<'a> Updater<'a> {
     /// Verify `bytes` as a trust anchor root (TUF 5.2): parseable, self-signed to threshold and,
     /// for Notary, anchored in root certificates naming the GUN. Expiry is checked later (5.3.10).
-    pub fn verify_anchor(dialect: Dialect, gun: Option<&str>, bytes: &[u8], now: DateTime<Utc>, check_cert_expiry: bool) -> Result<Verified<Root>> {
+    pub fn verify_anchor(
+        dialect: Dialect,
+        gun: Option<&str>,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+        check_cert_expiry: bool,
+    ) -> Result<Verified<Root>> {
         let env = parse_envelope(bytes, dialect, "root")?;
         let root = parse_root(dialect, &env.signed)?;
         let role = Self::own_root_role(dialect, gun, &root, now, check_cert_expiry)?;
         let signers = verify_threshold(dialect, "root", &env, &root.keys, &role)?;
-        Ok(Verified { meta: root, raw: bytes.to_vec(), signers })
+        Ok(Verified {
+            meta: root,
+            raw: bytes.to_vec(),
+            signers,
+        })
     }
 
     /// The root role as far as it can sign its own root: for Notary only the keys whose
     /// certificates pass the checks (CN = GUN, validity, no SHA-1, RSA >= 2048).
-    fn own_root_role(dialect: Dialect, gun: Option<&str>, root: &Root, now: DateTime<Utc>, check_cert_expiry: bool) -> Result<RoleKeys> {
+    fn own_root_role(
+        dialect: Dialect,
+        gun: Option<&str>,
+        root: &Root,
+        now: DateTime<Utc>,
+        check_cert_expiry: bool,
+    ) -> Result<RoleKeys> {
         let role = root.role("root")?.clone();
-        let (Dialect::Notary, Some(gun)) = (dialect, gun) else { return Ok(role) };
+        let (Dialect::Notary, Some(gun)) = (dialect, gun) else {
+            return Ok(role);
+        };
         let mut valid = Vec::new();
         let mut first_err = None;
         for id in &role.keyids {
@@ -94,14 +124,20 @@ impl<'a> Updater<'a> {
             match key.check_root_certificate(gun, now, check_cert_expiry) {
                 Ok(()) => valid.push(id.clone()),
                 Err(reason) => {
-                    first_err.get_or_insert(TrustError::RootCertificate { keyid: id.clone(), reason });
+                    first_err.get_or_insert(TrustError::RootCertificate {
+                        keyid: id.clone(),
+                        reason,
+                    });
                 }
             }
         }
         if valid.is_empty() {
             return Err(first_err.unwrap_or_else(|| TrustError::meta("root", "no root keys")));
         }
-        Ok(RoleKeys { keyids: valid, threshold: role.threshold })
+        Ok(RoleKeys {
+            keyids: valid,
+            threshold: role.threshold,
+        })
     }
 
     /// A new root must be signed by a threshold of the trusted root's root keys (5.3.4) and of
@@ -137,12 +173,24 @@ impl<'a> Updater<'a> {
         }
         // 5.3.5 check for a rollback attack: the version must be N+1 (or above N off the walk).
         if new.version <= old.version {
-            return Err(TrustError::Rollback { role: "root".into(), cached: old.version, got: new.version });
+            return Err(TrustError::Rollback {
+                role: "root".into(),
+                cached: old.version,
+                got: new.version,
+            });
         }
         if exact_next && new.version != old.version + 1 {
-            return Err(TrustError::VersionMismatch { role: "root".into(), expected: old.version + 1, got: new.version });
+            return Err(TrustError::VersionMismatch {
+                role: "root".into(),
+                expected: old.version + 1,
+                got: new.version,
+            });
         }
-        Ok(Verified { meta: new, raw: bytes.to_vec(), signers: by_new.valid })
+        Ok(Verified {
+            meta: new,
+            raw: bytes.to_vec(),
+            signers: by_new.valid,
+        })
     }
 
     fn set_root(&mut self, new: Verified<Root>) -> Result<()> {
@@ -177,7 +225,13 @@ impl<'a> Updater<'a> {
         let now = self.clock.now();
         check_expiry("root", self.root.meta.expires, now)?;
         if self.dialect == Dialect::Notary {
-            Self::own_root_role(self.dialect, self.gun.as_deref(), &self.root.meta, now, true)?;
+            Self::own_root_role(
+                self.dialect,
+                self.gun.as_deref(),
+                &self.root.meta,
+                now,
+                true,
+            )?;
         }
         Ok(())
     }
@@ -215,15 +269,35 @@ impl<'a> Updater<'a> {
     fn verify_timestamp_sigs(&self, bytes: &[u8]) -> Result<Verified<Timestamp>> {
         let env = parse_envelope(bytes, self.dialect, "timestamp")?;
         let ts = parse_timestamp(self.dialect, &env.signed)?;
-        let signers = verify_threshold(self.dialect, "timestamp", &env, &self.root.meta.keys, self.root.meta.role("timestamp")?)?;
-        Ok(Verified { meta: ts, raw: bytes.to_vec(), signers })
+        let signers = verify_threshold(
+            self.dialect,
+            "timestamp",
+            &env,
+            &self.root.meta.keys,
+            self.root.meta.role("timestamp")?,
+        )?;
+        Ok(Verified {
+            meta: ts,
+            raw: bytes.to_vec(),
+            signers,
+        })
     }
 
     fn verify_snapshot_sigs(&self, bytes: &[u8]) -> Result<Verified<Snapshot>> {
         let env = parse_envelope(bytes, self.dialect, "snapshot")?;
         let sn = parse_snapshot(self.dialect, &env.signed)?;
-        let signers = verify_threshold(self.dialect, "snapshot", &env, &self.root.meta.keys, self.root.meta.role("snapshot")?)?;
-        Ok(Verified { meta: sn, raw: bytes.to_vec(), signers })
+        let signers = verify_threshold(
+            self.dialect,
+            "snapshot",
+            &env,
+            &self.root.meta.keys,
+            self.root.meta.role("snapshot")?,
+        )?;
+        Ok(Verified {
+            meta: sn,
+            raw: bytes.to_vec(),
+            signers,
+        })
     }
 
     /// 5.4 update the timestamp role.
@@ -257,7 +331,9 @@ impl<'a> Updater<'a> {
     }
 
     fn trusted_timestamp(&self) -> Result<&Verified<Timestamp>> {
-        self.timestamp.as_ref().ok_or_else(|| TrustError::meta("timestamp", "not loaded"))
+        self.timestamp
+            .as_ref()
+            .ok_or_else(|| TrustError::meta("timestamp", "not loaded"))
     }
 
     /// URL of a metadata file referenced by `meta` in its parent.
@@ -265,7 +341,9 @@ impl<'a> Updater<'a> {
         match self.dialect {
             // Notary fetches everything below timestamp by checksum: `<role>.<sha256>.json`.
             Dialect::Notary => {
-                let sum = meta.sha256().ok_or_else(|| TrustError::meta(role, "no sha256 to address it by"))?;
+                let sum = meta
+                    .sha256()
+                    .ok_or_else(|| TrustError::meta(role, "no sha256 to address it by"))?;
                 Ok(format!("{}{role}.{}.json", self.base, hex::encode(sum)))
             }
             Dialect::Tuf => {
@@ -288,7 +366,10 @@ impl<'a> Updater<'a> {
         // by version for TUF) and not expired: no download then.
         if let Some(local) = &self.snapshot {
             let same = match self.dialect {
-                Dialect::Notary => check_length_and_hashes("snapshot", &local.raw, meta.length, &meta.hashes).is_ok(),
+                Dialect::Notary => {
+                    check_length_and_hashes("snapshot", &local.raw, meta.length, &meta.hashes)
+                        .is_ok()
+                }
                 Dialect::Tuf => Some(local.meta.version) == meta.version,
             };
             if same && local.meta.expires > now {
@@ -297,7 +378,9 @@ impl<'a> Updater<'a> {
         }
         // 5.5.1 download snapshot metadata, at most the length the timestamp gives.
         let url = self.meta_url("snapshot", &meta)?;
-        let bytes = self.transport.fetch(&url, meta.length.unwrap_or(self.limits.snapshot))?;
+        let bytes = self
+            .transport
+            .fetch(&url, meta.length.unwrap_or(self.limits.snapshot))?;
         // 5.5.2 check against the timestamp role's snapshot hash and length.
         check_length_and_hashes("snapshot", &bytes, meta.length, &meta.hashes)?;
         // 5.5.3 check for an arbitrary software attack: signatures.
@@ -308,7 +391,14 @@ impl<'a> Updater<'a> {
                 // 5.5.5 check for a rollback attack: every targets file still listed, no version down.
                 Dialect::Tuf => {
                     for (name, m) in &old.meta.meta {
-                        let n = new.meta.meta.get(name).ok_or_else(|| TrustError::MissingMeta { role: name.clone(), parent: "snapshot".into() })?;
+                        let n = new
+                            .meta
+                            .meta
+                            .get(name)
+                            .ok_or_else(|| TrustError::MissingMeta {
+                                role: name.clone(),
+                                parent: "snapshot".into(),
+                            })?;
                         if let (Some(o), Some(v)) = (m.version, n.version) {
                             check_not_older(name, o, v)?;
                         }
@@ -329,7 +419,9 @@ impl<'a> Updater<'a> {
     }
 
     fn trusted_snapshot(&self) -> Result<&Verified<Snapshot>> {
-        self.snapshot.as_ref().ok_or_else(|| TrustError::meta("snapshot", "not loaded"))
+        self.snapshot
+            .as_ref()
+            .ok_or_else(|| TrustError::meta("snapshot", "not loaded"))
     }
 
     /// 5.6 update the top-level targets role, or (5.6.x for delegations) the delegated `role`
@@ -346,22 +438,45 @@ impl<'a> Updater<'a> {
             .meta
             .get(role)
             .cloned()
-            .ok_or_else(|| TrustError::MissingMeta { role: role.to_string(), parent: "snapshot".into() })?;
-        let (keys, role_keys) = match parent {
-            None => (self.root.meta.keys.clone(), self.root.meta.role("targets")?.clone()),
-            Some(p) => {
-                let parent_t = self.targets.get(p).ok_or_else(|| TrustError::meta(role, format!("delegating role {p} not loaded")))?;
-                let d = parent_t.meta.delegations.as_ref().ok_or_else(|| TrustError::MissingMeta { role: role.to_string(), parent: p.to_string() })?;
-                let dr = d.roles.iter().find(|r| r.name == role).ok_or_else(|| TrustError::MissingMeta { role: role.to_string(), parent: p.to_string() })?;
-                (d.keys.clone(), dr.keys.clone())
-            }
-        };
+            .ok_or_else(|| TrustError::MissingMeta {
+                role: role.to_string(),
+                parent: "snapshot".into(),
+            })?;
+        let (keys, role_keys) =
+            match parent {
+                None => (
+                    self.root.meta.keys.clone(),
+                    self.root.meta.role("targets")?.clone(),
+                ),
+                Some(p) => {
+                    let parent_t = self.targets.get(p).ok_or_else(|| {
+                        TrustError::meta(role, format!("delegating role {p} not loaded"))
+                    })?;
+                    let d = parent_t.meta.delegations.as_ref().ok_or_else(|| {
+                        TrustError::MissingMeta {
+                            role: role.to_string(),
+                            parent: p.to_string(),
+                        }
+                    })?;
+                    let dr = d.roles.iter().find(|r| r.name == role).ok_or_else(|| {
+                        TrustError::MissingMeta {
+                            role: role.to_string(),
+                            parent: p.to_string(),
+                        }
+                    })?;
+                    (d.keys.clone(), dr.keys.clone())
+                }
+            };
         let verify = |bytes: &[u8]| -> Result<Verified<Targets>> {
             let env = parse_envelope(bytes, self.dialect, role)?;
             let t = parse_targets(self.dialect, role, &env.signed)?;
             // 5.6.3 check for an arbitrary software attack: signatures by the delegator's keys.
             let signers = verify_threshold(self.dialect, role, &env, &keys, &role_keys)?;
-            Ok(Verified { meta: t, raw: bytes.to_vec(), signers })
+            Ok(Verified {
+                meta: t,
+                raw: bytes.to_vec(),
+                signers,
+            })
         };
         // The cached copy: final if it is what the snapshot names and not expired, else kept
         // only as the rollback reference.
@@ -371,17 +486,22 @@ impl<'a> Updater<'a> {
         };
         if let Some(local) = &cached {
             let same = match self.dialect {
-                Dialect::Notary => check_length_and_hashes(role, &local.raw, meta.length, &meta.hashes).is_ok(),
+                Dialect::Notary => {
+                    check_length_and_hashes(role, &local.raw, meta.length, &meta.hashes).is_ok()
+                }
                 Dialect::Tuf => Some(local.meta.version) == meta.version,
             };
             if same && local.meta.expires > now {
-                self.targets.insert(role.to_string(), cached.expect("checked above"));
+                self.targets
+                    .insert(role.to_string(), cached.expect("checked above"));
                 return Ok(());
             }
         }
         // 5.6.1 download, at most the length the snapshot gives.
         let url = self.meta_url(role, &meta)?;
-        let bytes = self.transport.fetch(&url, meta.length.unwrap_or(self.limits.targets))?;
+        let bytes = self
+            .transport
+            .fetch(&url, meta.length.unwrap_or(self.limits.targets))?;
         // 5.6.2 check against the snapshot role's hashes and length (mix-and-match).
         check_length_and_hashes(role, &bytes, meta.length, &meta.hashes)?;
         let new = verify(&bytes)?;
@@ -405,10 +525,18 @@ impl<'a> Updater<'a> {
 /// The version a parent names: lower is a rollback, higher a mismatch.
 fn expect_version(role: &str, expected: u64, got: u64) -> Result<()> {
     if got < expected {
-        return Err(TrustError::Rollback { role: role.to_string(), cached: expected, got });
+        return Err(TrustError::Rollback {
+            role: role.to_string(),
+            cached: expected,
+            got,
+        });
     }
     if got != expected {
-        return Err(TrustError::VersionMismatch { role: role.to_string(), expected, got });
+        return Err(TrustError::VersionMismatch {
+            role: role.to_string(),
+            expected,
+            got,
+        });
     }
     Ok(())
 }

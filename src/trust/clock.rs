@@ -25,7 +25,9 @@ pub struct FixedClock(pub DateTime<Utc>);
 impl FixedClock {
     /// A clock stopped at an RFC 3339 instant, e.g. `2026-11-24T00:00:00Z`.
     pub fn at(rfc3339: &str) -> Option<Self> {
-        DateTime::parse_from_rfc3339(rfc3339).ok().map(|t| FixedClock(t.with_timezone(&Utc)))
+        DateTime::parse_from_rfc3339(rfc3339)
+            .ok()
+            .map(|t| FixedClock(t.with_timezone(&Utc)))
     }
 }
 

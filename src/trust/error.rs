@@ -35,11 +35,18 @@ pub enum TrustError {
 
     /// Fewer distinct valid signatures than the role's threshold.
     #[error("{role} metadata: {have} valid signature(s) from distinct keys, threshold is {need}")]
-    Threshold { role: String, have: usize, need: usize },
+    Threshold {
+        role: String,
+        have: usize,
+        need: usize,
+    },
 
     /// The metadata's `expires` is in the past (freeze attack, or a stale mirror).
     #[error("{role} metadata expired at {expires} (freeze attack or stale server)")]
-    Expired { role: String, expires: DateTime<Utc> },
+    Expired {
+        role: String,
+        expires: DateTime<Utc>,
+    },
 
     /// A version lower than the one already trusted (rollback attack).
     #[error("{role} metadata: version {got} is older than the trusted version {cached} (rollback attack)")]
@@ -47,19 +54,38 @@ pub enum TrustError {
 
     /// A version other than the one the referencing metadata names.
     #[error("{role} metadata: version {got}, but {expected} was expected")]
-    VersionMismatch { role: String, expected: u64, got: u64 },
+    VersionMismatch {
+        role: String,
+        expected: u64,
+        got: u64,
+    },
 
     /// Downloaded bytes do not have the hash the referencing metadata names (mix-and-match).
     #[error("{what}: {algorithm} mismatch: expected {expected}, got {actual}")]
-    HashMismatch { what: String, algorithm: String, expected: String, actual: String },
+    HashMismatch {
+        what: String,
+        algorithm: String,
+        expected: String,
+        actual: String,
+    },
 
     /// Downloaded bytes do not have the length the referencing metadata names.
     #[error("{what}: length {actual} bytes, expected {expected}")]
-    LengthMismatch { what: String, expected: u64, actual: u64 },
+    LengthMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
 
     /// A new root that is not signed by a threshold of the old root's and its own root keys.
     #[error("root rotation {from} -> {to} refused: {have} valid signature(s) by {signer}, threshold is {need}")]
-    RootRotation { from: u64, to: u64, signer: RootSigner, have: usize, need: usize },
+    RootRotation {
+        from: u64,
+        to: u64,
+        signer: RootSigner,
+        have: usize,
+        need: usize,
+    },
 
     /// A delegated role signed a target outside its (parent-restricted) paths.
     #[error("role {role} is not trusted for {path:?}: outside the paths delegated to it")]
@@ -75,7 +101,11 @@ pub enum TrustError {
 
     /// A key whose id is not the hash of its canonical form.
     #[error("{role} metadata: key id {keyid} does not match the key (computed {computed})")]
-    KeyIdMismatch { role: String, keyid: String, computed: String },
+    KeyIdMismatch {
+        role: String,
+        keyid: String,
+        computed: String,
+    },
 
     /// A download larger than its cap.
     #[error("{url}: response larger than the {max}-byte limit")]
@@ -83,7 +113,11 @@ pub enum TrustError {
 
     /// Metadata whose `_type` is not the expected role type.
     #[error("{role} metadata: _type is {got:?}, expected {expected:?}")]
-    WrongType { role: String, expected: String, got: String },
+    WrongType {
+        role: String,
+        expected: String,
+        got: String,
+    },
 
     /// Metadata that cannot be parsed or misses required fields.
     #[error("{role} metadata is malformed: {reason}")]
@@ -123,7 +157,11 @@ pub enum TrustError {
 
     /// A name (GUN, role, target, key name) that is not acceptable.
     #[error("invalid {kind} {name:?}: {reason}")]
-    InvalidName { kind: &'static str, name: String, reason: String },
+    InvalidName {
+        kind: &'static str,
+        name: String,
+        reason: String,
+    },
 
     /// The notary server refused a publish.
     #[error("notary server refused the update ({status}): {body}")]
@@ -137,12 +175,18 @@ pub enum TrustError {
 impl TrustError {
     /// Metadata error helper.
     pub(crate) fn meta(role: &str, reason: impl Into<String>) -> Self {
-        TrustError::Metadata { role: role.to_string(), reason: reason.into() }
+        TrustError::Metadata {
+            role: role.to_string(),
+            reason: reason.into(),
+        }
     }
 
     /// I/O error helper.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TrustError::Io { path: path.into(), source }
+        TrustError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// True for a missing file on the server (the only non-fatal download failure).

@@ -24,7 +24,8 @@ use zeroize::Zeroizing;
 use super::canonical::canonical_json;
 use super::error::{Result, TrustError};
 
-const B64: base64::engine::general_purpose::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const B64: base64::engine::general_purpose::GeneralPurpose =
+    base64::engine::general_purpose::STANDARD;
 
 /// Smallest RSA modulus accepted anywhere (Notary's `MinRSABitSize`).
 pub const MIN_RSA_BITS: u32 = 2048;
@@ -67,15 +68,30 @@ impl PublicKey {
     }
 
     fn unusable(keytype: &str, scheme: Option<String>, why: String) -> Self {
-        PublicKey { keytype: keytype.to_string(), scheme, pkey: None, certs: Vec::new(), unusable: Some(why) }
+        PublicKey {
+            keytype: keytype.to_string(),
+            scheme,
+            pkey: None,
+            certs: Vec::new(),
+            unusable: Some(why),
+        }
     }
 
     fn usable(keytype: &str, scheme: Option<String>, pkey: PKey<Public>, certs: Vec<X509>) -> Self {
         let unusable = match pkey.id() {
-            Id::RSA if pkey.bits() < MIN_RSA_BITS => Some(format!("RSA key of {} bits (< {MIN_RSA_BITS})", pkey.bits())),
+            Id::RSA if pkey.bits() < MIN_RSA_BITS => Some(format!(
+                "RSA key of {} bits (< {MIN_RSA_BITS})",
+                pkey.bits()
+            )),
             _ => None,
         };
-        PublicKey { keytype: keytype.to_string(), scheme, pkey: Some(pkey), certs, unusable }
+        PublicKey {
+            keytype: keytype.to_string(),
+            scheme,
+            pkey: Some(pkey),
+            certs,
+            unusable,
+        }
     }
 
     /// Parse a Notary key object: `keyval.public` is base64 of DER SPKI (`ecdsa`, `rsa`), raw
@@ -84,11 +100,17 @@ impl PublicKey {
     pub fn from_notary(keytype: &str, public_b64: &str) -> Self {
         let raw = match B64.decode(public_b64) {
             Ok(r) => r,
-            Err(e) => return Self::unusable(keytype, None, format!("public key is not base64: {e}")),
+            Err(e) => {
+                return Self::unusable(keytype, None, format!("public key is not base64: {e}"))
+            }
         };
         let parsed = match keytype {
-            "ecdsa" | "rsa" => PKey::public_key_from_der(&raw).map(|k| (k, Vec::new())).map_err(|e| e.to_string()),
-            "ed25519" => PKey::public_key_from_raw_bytes(&raw, Id::ED25519).map(|k| (k, Vec::new())).map_err(|e| e.to_string()),
+            "ecdsa" | "rsa" => PKey::public_key_from_der(&raw)
+                .map(|k| (k, Vec::new()))
+                .map_err(|e| e.to_string()),
+            "ed25519" => PKey::public_key_from_raw_bytes(&raw, Id::ED25519)
+                .map(|k| (k, Vec::new()))
+                .map_err(|e| e.to_string()),
             "ecdsa-x509" | "rsa-x509" => X509::stack_from_pem(&raw)
                 .map_err(|e| e.to_string())
                 .and_then(|certs| {
@@ -108,7 +130,11 @@ impl PublicKey {
                     Id::ED25519
                 };
                 if pkey.id() != want {
-                    return Self::unusable(keytype, None, format!("key material does not match key type {keytype}"));
+                    return Self::unusable(
+                        keytype,
+                        None,
+                        format!("key material does not match key type {keytype}"),
+                    );
                 }
                 Self::usable(keytype, None, pkey, certs)
             }
@@ -120,10 +146,18 @@ impl PublicKey {
     pub fn from_tuf(keytype: &str, scheme: &str, public: &str) -> Self {
         let scheme_s = Some(scheme.to_string());
         let parsed = match (keytype, scheme) {
-            ("ed25519", "ed25519") => hex::decode(public)
-                .map_err(|e| e.to_string())
-                .and_then(|raw| PKey::public_key_from_raw_bytes(&raw, Id::ED25519).map_err(|e| e.to_string())),
-            ("ecdsa" | "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384")
+            ("ed25519", "ed25519") => {
+                hex::decode(public)
+                    .map_err(|e| e.to_string())
+                    .and_then(|raw| {
+                        PKey::public_key_from_raw_bytes(&raw, Id::ED25519)
+                            .map_err(|e| e.to_string())
+                    })
+            }
+            (
+                "ecdsa" | "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384",
+                "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384",
+            )
             | ("rsa", "rsassa-pss-sha256" | "rsa-pkcs1v15-sha256") => {
                 PKey::public_key_from_pem(public.as_bytes()).map_err(|e| e.to_string())
             }
@@ -137,7 +171,11 @@ impl PublicKey {
                     _ => Id::EC,
                 };
                 if pkey.id() != want {
-                    return Self::unusable(keytype, scheme_s, "key material does not match key type".into());
+                    return Self::unusable(
+                        keytype,
+                        scheme_s,
+                        "key material does not match key type".into(),
+                    );
                 }
                 Self::usable(keytype, scheme_s, pkey, Vec::new())
             }
@@ -148,7 +186,9 @@ impl PublicKey {
     /// Verify a Notary signature (`method` = `ecdsa` raw r||s over SHA-256, `eddsa`, `rsapss`,
     /// `rsapkcs1v15`).
     pub fn verify_notary(&self, method: &str, msg: &[u8], sig: &[u8]) -> bool {
-        let Some(pkey) = self.usable_pkey() else { return false };
+        let Some(pkey) = self.usable_pkey() else {
+            return false;
+        };
         let family_ok = match method {
             "ecdsa" => pkey.id() == Id::EC,
             "eddsa" => pkey.id() == Id::ED25519,
@@ -168,11 +208,17 @@ impl PublicKey {
 
     /// Verify a TUF 1.0 signature with the key's own scheme (ECDSA signatures are DER).
     pub fn verify_tuf(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let Some(pkey) = self.usable_pkey() else { return false };
+        let Some(pkey) = self.usable_pkey() else {
+            return false;
+        };
         match self.scheme.as_deref() {
             Some("ed25519") => verify_ed25519(pkey, msg, sig),
-            Some("ecdsa-sha2-nistp256") => verify_ecdsa_der(pkey, MessageDigest::sha256(), msg, sig),
-            Some("ecdsa-sha2-nistp384") => verify_ecdsa_der(pkey, MessageDigest::sha384(), msg, sig),
+            Some("ecdsa-sha2-nistp256") => {
+                verify_ecdsa_der(pkey, MessageDigest::sha256(), msg, sig)
+            }
+            Some("ecdsa-sha2-nistp384") => {
+                verify_ecdsa_der(pkey, MessageDigest::sha384(), msg, sig)
+            }
             Some("rsassa-pss-sha256") => verify_rsa(pkey, msg, sig, true),
             Some("rsa-pkcs1v15-sha256") => verify_rsa(pkey, msg, sig, false),
             _ => false,
@@ -189,9 +235,17 @@ impl PublicKey {
     /// Notary's checks of a root-role certificate (trustpinning `validRootLeafCerts`): an x509
     /// key whose leaf is first and not a CA, CN equal to the GUN (or a `prefix*` wildcard),
     /// inside its validity window (one day of leeway on NotBefore), not SHA-1 signed, RSA >= 2048.
-    pub fn check_root_certificate(&self, gun: &str, now: DateTime<Utc>, check_expiry: bool) -> std::result::Result<(), String> {
+    pub fn check_root_certificate(
+        &self,
+        gun: &str,
+        now: DateTime<Utc>,
+        check_expiry: bool,
+    ) -> std::result::Result<(), String> {
         if !self.keytype.ends_with("-x509") {
-            return Err(format!("root keys must be x509 certificates, this one is {:?}", self.keytype));
+            return Err(format!(
+                "root keys must be x509 certificates, this one is {:?}",
+                self.keytype
+            ));
         }
         if let Some(why) = &self.unusable {
             return Err(why.clone());
@@ -220,20 +274,42 @@ impl PublicKey {
             None => cn == gun,
         };
         if !cn_ok {
-            return Err(format!("certificate CN {cn:?} does not match the repository {gun:?}"));
+            return Err(format!(
+                "certificate CN {cn:?} does not match the repository {gun:?}"
+            ));
         }
         let sig_nid = leaf.signature_algorithm().object().nid();
-        if [Nid::SHA1WITHRSAENCRYPTION, Nid::ECDSA_WITH_SHA1, Nid::DSAWITHSHA1, Nid::SHA1WITHRSA].contains(&sig_nid) {
+        if [
+            Nid::SHA1WITHRSAENCRYPTION,
+            Nid::ECDSA_WITH_SHA1,
+            Nid::DSAWITHSHA1,
+            Nid::SHA1WITHRSA,
+        ]
+        .contains(&sig_nid)
+        {
             return Err(format!("certificate with CN {cn} uses a SHA-1 signature"));
         }
-        if leaf.not_before().compare(leaf.not_after()).map(|o| o.is_gt()).unwrap_or(true) {
+        if leaf
+            .not_before()
+            .compare(leaf.not_after())
+            .map(|o| o.is_gt())
+            .unwrap_or(true)
+        {
             return Err("certificate validity window is invalid".into());
         }
         if check_expiry {
             let tomorrow = asn1(now + Duration::days(1))?;
             let now_t = asn1(now)?;
-            let not_yet = leaf.not_before().compare(&tomorrow).map(|o| o.is_gt()).unwrap_or(true);
-            let expired = leaf.not_after().compare(&now_t).map(|o| o.is_lt()).unwrap_or(true);
+            let not_yet = leaf
+                .not_before()
+                .compare(&tomorrow)
+                .map(|o| o.is_gt())
+                .unwrap_or(true);
+            let expired = leaf
+                .not_after()
+                .compare(&now_t)
+                .map(|o| o.is_lt())
+                .unwrap_or(true);
             if not_yet || expired {
                 return Err(format!(
                     "certificate with CN {cn} is not valid now (valid {} to {})",
@@ -265,23 +341,36 @@ fn verify_ecdsa_raw(pkey: &PKey<Public>, msg: &[u8], sig: &[u8]) -> bool {
     if sig.len() != 2 * bytes {
         return false;
     }
-    let (Ok(r), Ok(s)) = (BigNum::from_slice(&sig[..bytes]), BigNum::from_slice(&sig[bytes..])) else { return false };
-    let Ok(esig) = EcdsaSig::from_private_components(r, s) else { return false };
+    let (Ok(r), Ok(s)) = (
+        BigNum::from_slice(&sig[..bytes]),
+        BigNum::from_slice(&sig[bytes..]),
+    ) else {
+        return false;
+    };
+    let Ok(esig) = EcdsaSig::from_private_components(r, s) else {
+        return false;
+    };
     esig.verify(&Sha256::digest(msg), &ec).unwrap_or(false)
 }
 
 fn verify_ecdsa_der(pkey: &PKey<Public>, md: MessageDigest, msg: &[u8], sig: &[u8]) -> bool {
-    let Ok(mut v) = Verifier::new(md, pkey) else { return false };
+    let Ok(mut v) = Verifier::new(md, pkey) else {
+        return false;
+    };
     v.verify_oneshot(sig, msg).unwrap_or(false)
 }
 
 fn verify_ed25519(pkey: &PKey<Public>, msg: &[u8], sig: &[u8]) -> bool {
-    let Ok(mut v) = Verifier::new_without_digest(pkey) else { return false };
+    let Ok(mut v) = Verifier::new_without_digest(pkey) else {
+        return false;
+    };
     v.verify_oneshot(sig, msg).unwrap_or(false)
 }
 
 fn verify_rsa(pkey: &PKey<Public>, msg: &[u8], sig: &[u8], pss: bool) -> bool {
-    let Ok(mut v) = Verifier::new(MessageDigest::sha256(), pkey) else { return false };
+    let Ok(mut v) = Verifier::new(MessageDigest::sha256(), pkey) else {
+        return false;
+    };
     let setup = if pss {
         v.set_rsa_padding(Padding::PKCS1_PSS)
             .and_then(|_| v.set_rsa_mgf1_md(MessageDigest::sha256()))
@@ -309,7 +398,9 @@ impl SigningKey {
     pub fn generate() -> Result<Self> {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
         let ec = EcKey::generate(&group)?;
-        Ok(SigningKey { pkey: PKey::from_ec_key(ec)? })
+        Ok(SigningKey {
+            pkey: PKey::from_ec_key(ec)?,
+        })
     }
 
     /// Read a PEM private key (PKCS#8, encrypted PKCS#8 or SEC1), decrypting with `passphrase`.
@@ -320,8 +411,12 @@ impl SigningKey {
             Some(p) => PKey::private_key_from_pem_passphrase(&cleaned, p),
             None => PKey::private_key_from_pem(&cleaned),
         }
-        .map_err(|_| "cannot read the private key (wrong passphrase, or not a PEM private key)".to_string())?;
-        let ec = pkey.ec_key().map_err(|_| "only ECDSA P-256 signing keys are supported".to_string())?;
+        .map_err(|_| {
+            "cannot read the private key (wrong passphrase, or not a PEM private key)".to_string()
+        })?;
+        let ec = pkey
+            .ec_key()
+            .map_err(|_| "only ECDSA P-256 signing keys are supported".to_string())?;
         if ec.group().curve_name() != Some(Nid::X9_62_PRIME256V1) {
             return Err("only ECDSA P-256 signing keys are supported".into());
         }
@@ -330,7 +425,10 @@ impl SigningKey {
 
     /// The key as PKCS#8 PEM encrypted with AES-256-CBC under `passphrase`.
     pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        Ok(Zeroizing::new(self.pkey.private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), passphrase)?))
+        Ok(Zeroizing::new(
+            self.pkey
+                .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), passphrase)?,
+        ))
     }
 
     /// DER SubjectPublicKeyInfo.
@@ -348,7 +446,10 @@ impl SigningKey {
     pub fn notary_public(&self) -> Result<(String, serde_json::Value)> {
         let public = B64.encode(self.spki_der()?);
         let id = notary_key_id("ecdsa", &public);
-        Ok((id, json!({"keytype": "ecdsa", "keyval": {"private": null, "public": public}})))
+        Ok((
+            id,
+            json!({"keytype": "ecdsa", "keyval": {"private": null, "public": public}}),
+        ))
     }
 
     /// Sign `msg`: ECDSA P-256 over SHA-256, raw r||s (64 bytes), as Notary does.
@@ -362,7 +463,12 @@ impl SigningKey {
 
     /// A self-signed certificate for the key, as `notary init` makes for root keys: CN = `cn`,
     /// ECDSA with SHA-256, CA:FALSE, key usage digitalSignature+keyEncipherment, EKU codeSigning.
-    pub fn self_signed_cert(&self, cn: &str, now: DateTime<Utc>, valid_for: Duration) -> Result<X509> {
+    pub fn self_signed_cert(
+        &self,
+        cn: &str,
+        now: DateTime<Utc>,
+        valid_for: Duration,
+    ) -> Result<X509> {
         use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
         use openssl::x509::{X509Builder, X509NameBuilder};
         let mut name = X509NameBuilder::new()?;
@@ -382,7 +488,13 @@ impl SigningKey {
         b.set_not_before(&not_before)?;
         b.set_not_after(&not_after)?;
         b.append_extension(BasicConstraints::new().critical().build()?)?;
-        b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .digital_signature()
+                .key_encipherment()
+                .build()?,
+        )?;
         b.append_extension(ExtendedKeyUsage::new().code_signing().build()?)?;
         b.sign(&self.pkey, MessageDigest::sha256())?;
         Ok(b.build())
@@ -403,7 +515,10 @@ fn strip_pem_headers(pem: &[u8]) -> Vec<u8> {
     let mut out = String::new();
     for line in text.lines() {
         let l = line.trim();
-        let is_header = !l.starts_with("-----") && l.contains(": ") && !l.contains("Proc-Type") && !l.contains("DEK-Info");
+        let is_header = !l.starts_with("-----")
+            && l.contains(": ")
+            && !l.contains("Proc-Type")
+            && !l.contains("DEK-Info");
         if !is_header {
             out.push_str(line);
             out.push('\n');
@@ -417,11 +532,16 @@ fn strip_pem_headers(pem: &[u8]) -> Vec<u8> {
 pub fn notary_key_from_pem(pem: &[u8]) -> Result<(String, serde_json::Value, PublicKey)> {
     let text = String::from_utf8_lossy(pem);
     let (keytype, public) = if text.contains("BEGIN CERTIFICATE") {
-        let cert = X509::from_pem(pem).map_err(|e| TrustError::Key(format!("cannot read certificate: {e}")))?;
+        let cert = X509::from_pem(pem)
+            .map_err(|e| TrustError::Key(format!("cannot read certificate: {e}")))?;
         let kt = match cert.public_key()?.id() {
             Id::EC => "ecdsa-x509",
             Id::RSA => "rsa-x509",
-            _ => return Err(TrustError::Key("certificate key must be ECDSA or RSA".into())),
+            _ => {
+                return Err(TrustError::Key(
+                    "certificate key must be ECDSA or RSA".into(),
+                ))
+            }
         };
         (kt, B64.encode(cert.to_pem()?))
     } else {
@@ -439,7 +559,11 @@ pub fn notary_key_from_pem(pem: &[u8]) -> Result<(String, serde_json::Value, Pub
         return Err(TrustError::Key(why.clone()));
     }
     let id = notary_key_id(keytype, &public);
-    Ok((id, json!({"keytype": keytype, "keyval": {"private": null, "public": public}}), key))
+    Ok((
+        id,
+        json!({"keytype": keytype, "keyval": {"private": null, "public": public}}),
+        key,
+    ))
 }
 
 #[cfg(test)]
@@ -475,17 +599,27 @@ mod tests {
     fn root_certificate_checks() {
         let k = SigningKey::generate().unwrap();
         let now = Utc::now();
-        let cert = k.self_signed_cert("example.com/app", now, Duration::days(3650)).unwrap();
+        let cert = k
+            .self_signed_cert("example.com/app", now, Duration::days(3650))
+            .unwrap();
         let (_, _, pk) = notary_key_from_pem(&cert.to_pem().unwrap()).unwrap();
         assert_eq!(pk.keytype(), "ecdsa-x509");
-        pk.check_root_certificate("example.com/app", now, true).unwrap();
-        let e = pk.check_root_certificate("example.com/other", now, true).unwrap_err();
+        pk.check_root_certificate("example.com/app", now, true)
+            .unwrap();
+        let e = pk
+            .check_root_certificate("example.com/other", now, true)
+            .unwrap_err();
         assert!(e.contains("does not match"), "{e}");
-        let e = pk.check_root_certificate("example.com/app", now + Duration::days(4000), true).unwrap_err();
+        let e = pk
+            .check_root_certificate("example.com/app", now + Duration::days(4000), true)
+            .unwrap_err();
         assert!(e.contains("not valid now"), "{e}");
-        let wild = k.self_signed_cert("example.com/*", now, Duration::days(10)).unwrap();
+        let wild = k
+            .self_signed_cert("example.com/*", now, Duration::days(10))
+            .unwrap();
         let (_, _, pk) = notary_key_from_pem(&wild.to_pem().unwrap()).unwrap();
-        pk.check_root_certificate("example.com/app", now, true).unwrap();
+        pk.check_root_certificate("example.com/app", now, true)
+            .unwrap();
     }
 
     #[test]

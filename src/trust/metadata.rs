@@ -97,17 +97,27 @@ struct RawSignature {
 
 /// Parse the envelope of `role`'s metadata.
 pub fn parse_envelope(bytes: &[u8], dialect: Dialect, role: &str) -> Result<Envelope> {
-    let raw: RawEnvelope = serde_json::from_slice(bytes).map_err(|e| TrustError::meta(role, e.to_string()))?;
+    let raw: RawEnvelope =
+        serde_json::from_slice(bytes).map_err(|e| TrustError::meta(role, e.to_string()))?;
     if !raw.signed.is_object() {
         return Err(TrustError::meta(role, "\"signed\" is not an object"));
     }
-    let message = canonical_json(&raw.signed).map_err(|_| TrustError::meta(role, "\"signed\" is not canonical JSON material"))?;
+    let message = canonical_json(&raw.signed)
+        .map_err(|_| TrustError::meta(role, "\"signed\" is not canonical JSON material"))?;
     let signatures = raw
         .signatures
         .into_iter()
-        .map(|s| Signature { sig: dialect.decode_bytes(&s.sig), keyid: s.keyid, method: s.method })
+        .map(|s| Signature {
+            sig: dialect.decode_bytes(&s.sig),
+            keyid: s.keyid,
+            method: s.method,
+        })
         .collect();
-    Ok(Envelope { signed: raw.signed, signatures, message })
+    Ok(Envelope {
+        signed: raw.signed,
+        signatures,
+        message,
+    })
 }
 
 /// Key ids and threshold of a role.
@@ -130,7 +140,9 @@ pub struct Root {
 impl Root {
     /// The keys and threshold of a top-level role.
     pub fn role(&self, name: &str) -> Result<&RoleKeys> {
-        self.roles.get(name).ok_or_else(|| TrustError::meta("root", format!("no {name} role")))
+        self.roles
+            .get(name)
+            .ok_or_else(|| TrustError::meta("root", format!("no {name} role")))
     }
 }
 
@@ -146,7 +158,10 @@ pub struct MetaFile {
 impl MetaFile {
     /// The sha256 digest, if listed.
     pub fn sha256(&self) -> Option<&[u8]> {
-        self.hashes.iter().find(|(a, _)| a == "sha256").map(|(_, h)| h.as_slice())
+        self.hashes
+            .iter()
+            .find(|(a, _)| a == "sha256")
+            .map(|(_, h)| h.as_slice())
     }
 }
 
@@ -177,7 +192,10 @@ pub struct TargetFile {
 impl TargetFile {
     /// The sha256 digest, if listed.
     pub fn sha256(&self) -> Option<&[u8]> {
-        self.hashes.iter().find(|(a, _)| a == "sha256").map(|(_, h)| h.as_slice())
+        self.hashes
+            .iter()
+            .find(|(a, _)| a == "sha256")
+            .map(|(_, h)| h.as_slice())
     }
 }
 
@@ -294,10 +312,21 @@ struct RawTargets {
     delegations: Option<RawDelegations>,
 }
 
-fn check_common(dialect: Dialect, kind: Kind, role: &str, typ: &str, spec: Option<&str>, version: u64) -> Result<()> {
+fn check_common(
+    dialect: Dialect,
+    kind: Kind,
+    role: &str,
+    typ: &str,
+    spec: Option<&str>,
+    version: u64,
+) -> Result<()> {
     let expected = dialect.type_name(kind);
     if typ != expected {
-        return Err(TrustError::WrongType { role: role.to_string(), expected: expected.into(), got: typ.into() });
+        return Err(TrustError::WrongType {
+            role: role.to_string(),
+            expected: expected.into(),
+            got: typ.into(),
+        });
     }
     if version == 0 {
         return Err(TrustError::meta(role, "version must be at least 1"));
@@ -306,7 +335,10 @@ fn check_common(dialect: Dialect, kind: Kind, role: &str, typ: &str, spec: Optio
         let spec = spec.ok_or_else(|| TrustError::meta(role, "missing spec_version"))?;
         let major = spec.split('.').next().unwrap_or("");
         if major != "1" || spec.split('.').count() < 2 {
-            return Err(TrustError::meta(role, format!("unsupported spec_version {spec:?} (rrun speaks TUF 1.x)")));
+            return Err(TrustError::meta(
+                role,
+                format!("unsupported spec_version {spec:?} (rrun speaks TUF 1.x)"),
+            ));
         }
     }
     Ok(())
@@ -314,26 +346,49 @@ fn check_common(dialect: Dialect, kind: Kind, role: &str, typ: &str, spec: Optio
 
 fn parse_expires(dialect: Dialect, role: &str, s: &str) -> Result<DateTime<Utc>> {
     if dialect == Dialect::Tuf && !s.ends_with('Z') {
-        return Err(TrustError::meta(role, format!("expires {s:?} is not UTC (YYYY-MM-DDTHH:MM:SSZ)")));
+        return Err(TrustError::meta(
+            role,
+            format!("expires {s:?} is not UTC (YYYY-MM-DDTHH:MM:SSZ)"),
+        ));
     }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| TrustError::meta(role, format!("bad expires {s:?}: {e}")))
 }
 
-fn parse_hashes(dialect: Dialect, role: &str, raw: &Map<String, Value>) -> Result<Vec<(String, Vec<u8>)>> {
+fn parse_hashes(
+    dialect: Dialect,
+    role: &str,
+    raw: &Map<String, Value>,
+) -> Result<Vec<(String, Vec<u8>)>> {
     raw.iter()
         .map(|(alg, v)| {
-            let s = v.as_str().ok_or_else(|| TrustError::meta(role, format!("hash {alg} is not a string")))?;
-            let bytes = dialect
-                .decode_bytes(s)
-                .ok_or_else(|| TrustError::meta(role, format!("hash {alg} is not valid {}", if dialect == Dialect::Notary { "base64" } else { "hex" })))?;
+            let s = v
+                .as_str()
+                .ok_or_else(|| TrustError::meta(role, format!("hash {alg} is not a string")))?;
+            let bytes = dialect.decode_bytes(s).ok_or_else(|| {
+                TrustError::meta(
+                    role,
+                    format!(
+                        "hash {alg} is not valid {}",
+                        if dialect == Dialect::Notary {
+                            "base64"
+                        } else {
+                            "hex"
+                        }
+                    ),
+                )
+            })?;
             Ok((alg.clone(), bytes))
         })
         .collect()
 }
 
-fn parse_keys(dialect: Dialect, role: &str, raw: BTreeMap<String, RawKey>) -> Result<BTreeMap<String, PublicKey>> {
+fn parse_keys(
+    dialect: Dialect,
+    role: &str,
+    raw: BTreeMap<String, RawKey>,
+) -> Result<BTreeMap<String, PublicKey>> {
     let mut keys = BTreeMap::new();
     for (id, k) in raw {
         let key = match dialect {
@@ -341,12 +396,18 @@ fn parse_keys(dialect: Dialect, role: &str, raw: BTreeMap<String, RawKey>) -> Re
                 // Notary: a key whose id is not the hash of its canonical form is a hard error.
                 let computed = notary_key_id(&k.keytype, &k.keyval.public);
                 if computed != id {
-                    return Err(TrustError::KeyIdMismatch { role: role.to_string(), keyid: id, computed });
+                    return Err(TrustError::KeyIdMismatch {
+                        role: role.to_string(),
+                        keyid: id,
+                        computed,
+                    });
                 }
                 PublicKey::from_notary(&k.keytype, &k.keyval.public)
             }
             Dialect::Tuf => {
-                let scheme = k.scheme.ok_or_else(|| TrustError::meta(role, format!("key {id} has no scheme")))?;
+                let scheme = k
+                    .scheme
+                    .ok_or_else(|| TrustError::meta(role, format!("key {id} has no scheme")))?;
                 PublicKey::from_tuf(&k.keytype, &scheme, &k.keyval.public)
             }
         };
@@ -355,27 +416,52 @@ fn parse_keys(dialect: Dialect, role: &str, raw: BTreeMap<String, RawKey>) -> Re
     Ok(keys)
 }
 
-fn parse_role_keys(role: &str, what: &str, raw: RawRoleKeys, keys: &BTreeMap<String, PublicKey>) -> Result<RoleKeys> {
+fn parse_role_keys(
+    role: &str,
+    what: &str,
+    raw: RawRoleKeys,
+    keys: &BTreeMap<String, PublicKey>,
+) -> Result<RoleKeys> {
     if raw.threshold == 0 {
-        return Err(TrustError::meta(role, format!("{what}: threshold must be at least 1")));
+        return Err(TrustError::meta(
+            role,
+            format!("{what}: threshold must be at least 1"),
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for id in &raw.keyids {
         if !keys.contains_key(id) {
-            return Err(TrustError::meta(role, format!("{what}: key {id} is not listed in keys")));
+            return Err(TrustError::meta(
+                role,
+                format!("{what}: key {id} is not listed in keys"),
+            ));
         }
         if !seen.insert(id) {
-            return Err(TrustError::meta(role, format!("{what}: key {id} listed twice")));
+            return Err(TrustError::meta(
+                role,
+                format!("{what}: key {id} listed twice"),
+            ));
         }
     }
-    Ok(RoleKeys { keyids: raw.keyids, threshold: raw.threshold })
+    Ok(RoleKeys {
+        keyids: raw.keyids,
+        threshold: raw.threshold,
+    })
 }
 
 /// Parse root metadata (`signed` part of the envelope).
 pub fn parse_root(dialect: Dialect, signed: &Value) -> Result<Root> {
     let role = "root";
-    let raw: RawRoot = serde_json::from_value(signed.clone()).map_err(|e| TrustError::meta(role, e.to_string()))?;
-    check_common(dialect, Kind::Root, role, &raw.typ, raw.spec_version.as_deref(), raw.version)?;
+    let raw: RawRoot = serde_json::from_value(signed.clone())
+        .map_err(|e| TrustError::meta(role, e.to_string()))?;
+    check_common(
+        dialect,
+        Kind::Root,
+        role,
+        &raw.typ,
+        raw.spec_version.as_deref(),
+        raw.version,
+    )?;
     let expires = parse_expires(dialect, role, &raw.expires)?;
     let keys = parse_keys(dialect, role, raw.keys)?;
     let mut roles = BTreeMap::new();
@@ -384,15 +470,37 @@ pub fn parse_root(dialect: Dialect, signed: &Value) -> Result<Root> {
     }
     for required in ["root", "timestamp", "snapshot", "targets"] {
         if !roles.contains_key(required) {
-            return Err(TrustError::meta(role, format!("role {required} is missing")));
+            return Err(TrustError::meta(
+                role,
+                format!("role {required} is missing"),
+            ));
         }
     }
-    Ok(Root { version: raw.version, expires, consistent_snapshot: raw.consistent_snapshot, keys, roles })
+    Ok(Root {
+        version: raw.version,
+        expires,
+        consistent_snapshot: raw.consistent_snapshot,
+        keys,
+        roles,
+    })
 }
 
-fn parse_meta_list(dialect: Dialect, kind: Kind, role: &str, signed: &Value) -> Result<(u64, DateTime<Utc>, BTreeMap<String, MetaFile>)> {
-    let raw: RawMetaList = serde_json::from_value(signed.clone()).map_err(|e| TrustError::meta(role, e.to_string()))?;
-    check_common(dialect, kind, role, &raw.typ, raw.spec_version.as_deref(), raw.version)?;
+fn parse_meta_list(
+    dialect: Dialect,
+    kind: Kind,
+    role: &str,
+    signed: &Value,
+) -> Result<(u64, DateTime<Utc>, BTreeMap<String, MetaFile>)> {
+    let raw: RawMetaList = serde_json::from_value(signed.clone())
+        .map_err(|e| TrustError::meta(role, e.to_string()))?;
+    check_common(
+        dialect,
+        kind,
+        role,
+        &raw.typ,
+        raw.spec_version.as_deref(),
+        raw.version,
+    )?;
     let expires = parse_expires(dialect, role, &raw.expires)?;
     let mut meta = BTreeMap::new();
     for (name, m) in raw.meta {
@@ -404,10 +512,16 @@ fn parse_meta_list(dialect: Dialect, kind: Kind, role: &str, signed: &Value) -> 
             },
         };
         if dialect == Dialect::Tuf && m.version.is_none() {
-            return Err(TrustError::meta(role, format!("meta {key}: missing version")));
+            return Err(TrustError::meta(
+                role,
+                format!("meta {key}: missing version"),
+            ));
         }
         if m.version == Some(0) || m.length == Some(0) && dialect == Dialect::Tuf {
-            return Err(TrustError::meta(role, format!("meta {key}: version and length must be positive")));
+            return Err(TrustError::meta(
+                role,
+                format!("meta {key}: version and length must be positive"),
+            ));
         }
         let hashes = match &m.hashes {
             Some(h) => parse_hashes(dialect, role, h)?,
@@ -416,20 +530,40 @@ fn parse_meta_list(dialect: Dialect, kind: Kind, role: &str, signed: &Value) -> 
         if m.hashes.is_some() && hashes.is_empty() {
             return Err(TrustError::meta(role, format!("meta {key}: empty hashes")));
         }
-        meta.insert(key, MetaFile { version: m.version, length: m.length, hashes });
+        meta.insert(
+            key,
+            MetaFile {
+                version: m.version,
+                length: m.length,
+                hashes,
+            },
+        );
     }
     Ok((raw.version, expires, meta))
 }
 
 /// Parse timestamp metadata.
 pub fn parse_timestamp(dialect: Dialect, signed: &Value) -> Result<Timestamp> {
-    let (version, expires, mut meta) = parse_meta_list(dialect, Kind::Timestamp, "timestamp", signed)?;
-    let snapshot = meta.remove("snapshot").ok_or_else(|| TrustError::MissingMeta { role: "snapshot".into(), parent: "timestamp".into() })?;
+    let (version, expires, mut meta) =
+        parse_meta_list(dialect, Kind::Timestamp, "timestamp", signed)?;
+    let snapshot = meta
+        .remove("snapshot")
+        .ok_or_else(|| TrustError::MissingMeta {
+            role: "snapshot".into(),
+            parent: "timestamp".into(),
+        })?;
     if dialect == Dialect::Notary && (snapshot.sha256().is_none() || snapshot.length.is_none()) {
         // Notary needs the checksum to address snapshot.<sha256>.json and the length to cap it.
-        return Err(TrustError::meta("timestamp", "snapshot meta needs a sha256 hash and a length"));
+        return Err(TrustError::meta(
+            "timestamp",
+            "snapshot meta needs a sha256 hash and a length",
+        ));
     }
-    Ok(Timestamp { version, expires, snapshot })
+    Ok(Timestamp {
+        version,
+        expires,
+        snapshot,
+    })
 }
 
 /// Parse snapshot metadata.
@@ -438,47 +572,89 @@ pub fn parse_snapshot(dialect: Dialect, signed: &Value) -> Result<Snapshot> {
     if dialect == Dialect::Notary {
         for (name, m) in &meta {
             if m.sha256().is_none() || m.length.is_none() {
-                return Err(TrustError::meta("snapshot", format!("meta {name} needs a sha256 hash and a length")));
+                return Err(TrustError::meta(
+                    "snapshot",
+                    format!("meta {name} needs a sha256 hash and a length"),
+                ));
             }
         }
         if !meta.contains_key("targets") {
-            return Err(TrustError::MissingMeta { role: "targets".into(), parent: "snapshot".into() });
+            return Err(TrustError::MissingMeta {
+                role: "targets".into(),
+                parent: "snapshot".into(),
+            });
         }
     }
-    Ok(Snapshot { version, expires, meta })
+    Ok(Snapshot {
+        version,
+        expires,
+        meta,
+    })
 }
 
 /// Parse targets metadata of `role` (top-level `targets` or a delegated role).
 pub fn parse_targets(dialect: Dialect, role: &str, signed: &Value) -> Result<Targets> {
-    let raw: RawTargets = serde_json::from_value(signed.clone()).map_err(|e| TrustError::meta(role, e.to_string()))?;
-    check_common(dialect, Kind::Targets, role, &raw.typ, raw.spec_version.as_deref(), raw.version)?;
+    let raw: RawTargets = serde_json::from_value(signed.clone())
+        .map_err(|e| TrustError::meta(role, e.to_string()))?;
+    check_common(
+        dialect,
+        Kind::Targets,
+        role,
+        &raw.typ,
+        raw.spec_version.as_deref(),
+        raw.version,
+    )?;
     let expires = parse_expires(dialect, role, &raw.expires)?;
     let mut targets = BTreeMap::new();
     for (name, t) in raw.targets {
         let hashes = parse_hashes(dialect, role, &t.hashes)?;
         if hashes.is_empty() {
-            return Err(TrustError::meta(role, format!("target {name:?} has no hashes")));
+            return Err(TrustError::meta(
+                role,
+                format!("target {name:?} has no hashes"),
+            ));
         }
-        targets.insert(name, TargetFile { length: t.length, hashes, custom: t.custom });
+        targets.insert(
+            name,
+            TargetFile {
+                length: t.length,
+                hashes,
+                custom: t.custom,
+            },
+        );
     }
     let delegations = match raw.delegations {
         None => None,
         Some(d) => {
             if d.succinct_roles.is_some() {
-                return Err(TrustError::meta(role, "succinct_roles (TAP 15) delegations are not supported"));
+                return Err(TrustError::meta(
+                    role,
+                    "succinct_roles (TAP 15) delegations are not supported",
+                ));
             }
             let keys = parse_keys(dialect, role, d.keys)?;
             let mut roles = Vec::new();
             let mut names = std::collections::BTreeSet::new();
             for r in d.roles.unwrap_or_default() {
                 if !names.insert(r.name.clone()) {
-                    return Err(TrustError::meta(role, format!("delegated role {} listed twice", r.name)));
+                    return Err(TrustError::meta(
+                        role,
+                        format!("delegated role {} listed twice", r.name),
+                    ));
                 }
                 if dialect == Dialect::Tuf && r.paths.is_some() == r.path_hash_prefixes.is_some() {
                     return Err(TrustError::meta(role, format!("delegated role {}: exactly one of paths and path_hash_prefixes is required", r.name)));
                 }
                 let what = format!("delegation {}", r.name);
-                let keys_of = parse_role_keys(role, &what, RawRoleKeys { keyids: r.keyids, threshold: r.threshold }, &keys)?;
+                let keys_of = parse_role_keys(
+                    role,
+                    &what,
+                    RawRoleKeys {
+                        keyids: r.keyids,
+                        threshold: r.threshold,
+                    },
+                    &keys,
+                )?;
                 roles.push(DelegatedRole {
                     name: r.name,
                     keys: keys_of,
@@ -490,7 +666,12 @@ pub fn parse_targets(dialect: Dialect, role: &str, signed: &Value) -> Result<Tar
             Some(Delegations { keys, roles })
         }
     };
-    Ok(Targets { version: raw.version, expires, targets, delegations })
+    Ok(Targets {
+        version: raw.version,
+        expires,
+        targets,
+        delegations,
+    })
 }
 
 /// Encode digest bytes as Notary metadata does (base64).

@@ -32,11 +32,18 @@ pub struct Gun(String);
 impl Gun {
     /// Validate a GUN.
     pub fn new(s: &str) -> Result<Self> {
-        let bad = |reason: &str| TrustError::InvalidName { kind: "repository name", name: s.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| TrustError::InvalidName {
+            kind: "repository name",
+            name: s.to_string(),
+            reason: reason.to_string(),
+        };
         if s.is_empty() || s.len() > 255 {
             return Err(bad("must be 1 to 255 characters"));
         }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b)) {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b))
+        {
             return Err(bad("only letters, digits and . _ : / - are allowed"));
         }
         if s.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
@@ -92,11 +99,20 @@ impl TrustedTarget {
         let what = format!("manifest of {}", self.tag);
         let expected = self.digest.strip_prefix("sha256:").unwrap_or(&self.digest);
         if bytes.len() as u64 != self.size {
-            return Err(TrustError::LengthMismatch { what, expected: self.size, actual: bytes.len() as u64 });
+            return Err(TrustError::LengthMismatch {
+                what,
+                expected: self.size,
+                actual: bytes.len() as u64,
+            });
         }
         let actual = hex::encode(Sha256::digest(bytes));
         if actual != expected {
-            return Err(TrustError::HashMismatch { what, algorithm: "sha256".into(), expected: expected.to_string(), actual });
+            return Err(TrustError::HashMismatch {
+                what,
+                algorithm: "sha256".into(),
+                expected: expected.to_string(),
+                actual,
+            });
         }
         Ok(())
     }
@@ -119,18 +135,32 @@ pub struct NotaryRepo {
 
 impl NotaryRepo {
     fn in_scope(&self, role: &str, tag: &str) -> bool {
-        self.scopes.get(role).is_some_and(|paths| paths.iter().any(|p| tag.starts_with(p.as_str())))
+        self.scopes
+            .get(role)
+            .is_some_and(|paths| paths.iter().any(|p| tag.starts_with(p.as_str())))
     }
 
     fn entry(&self, role: &str, tag: &str) -> Result<Option<TrustedTarget>> {
-        let Some(t) = self.targets.get(role) else { return Ok(None) };
-        let Some(file) = t.meta.targets.get(tag) else { return Ok(None) };
+        let Some(t) = self.targets.get(role) else {
+            return Ok(None);
+        };
+        let Some(file) = t.meta.targets.get(tag) else {
+            return Ok(None);
+        };
         if !self.in_scope(role, tag) {
-            return Err(TrustError::DelegationOutOfScope { role: role.to_string(), path: tag.to_string() });
+            return Err(TrustError::DelegationOutOfScope {
+                role: role.to_string(),
+                path: tag.to_string(),
+            });
         }
-        let sha = file.sha256().ok_or_else(|| TrustError::meta(role, format!("target {tag:?} has no sha256 hash")))?;
+        let sha = file
+            .sha256()
+            .ok_or_else(|| TrustError::meta(role, format!("target {tag:?} has no sha256 hash")))?;
         if sha.len() != 32 {
-            return Err(TrustError::meta(role, format!("target {tag:?}: sha256 is {} bytes", sha.len())));
+            return Err(TrustError::meta(
+                role,
+                format!("target {tag:?}: sha256 is {} bytes", sha.len()),
+            ));
         }
         Ok(Some(TrustedTarget {
             tag: tag.to_string(),
@@ -149,9 +179,17 @@ impl NotaryRepo {
         let mut names: Vec<String> = self
             .targets
             .iter()
-            .filter(|(name, _)| name.as_str() != RELEASES_ROLE && name.starts_with("targets/") && !name["targets/".len()..].contains('/'))
+            .filter(|(name, _)| {
+                name.as_str() != RELEASES_ROLE
+                    && name.starts_with("targets/")
+                    && !name["targets/".len()..].contains('/')
+            })
             .filter(|(name, t)| {
-                self.in_scope(name, tag) && t.meta.targets.get(tag).is_some_and(|f| f.sha256() == sha && f.length == len)
+                self.in_scope(name, tag)
+                    && t.meta
+                        .targets
+                        .get(tag)
+                        .is_some_and(|f| f.sha256() == sha && f.length == len)
             })
             .map(|(name, _)| name["targets/".len()..].to_string())
             .collect();
@@ -175,7 +213,10 @@ impl NotaryRepo {
                 Err(e) => return Err(e),
             }
         }
-        Err(refused.unwrap_or_else(|| TrustError::UnknownTarget { gun: self.gun.to_string(), tag: tag.to_string() }))
+        Err(refused.unwrap_or_else(|| TrustError::UnknownTarget {
+            gun: self.gun.to_string(),
+            tag: tag.to_string(),
+        }))
     }
 
     /// Every signed tag, resolved as `resolve` would, sorted by tag.
@@ -187,7 +228,9 @@ impl NotaryRepo {
             .collect();
         tags.sort();
         tags.dedup();
-        tags.into_iter().filter_map(|t| self.resolve(t).ok()).collect()
+        tags.into_iter()
+            .filter_map(|t| self.resolve(t).ok())
+            .collect()
     }
 }
 
@@ -205,22 +248,36 @@ pub struct NotaryClient {
 /// True for a name Notary accepts as a delegation directly below `parent`.
 pub fn is_direct_child(parent: &str, name: &str) -> bool {
     let valid = name.len() < 256
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_/".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_/".contains(&b))
         && !name.split('/').any(|c| c.is_empty());
-    valid && name.strip_prefix(parent).and_then(|r| r.strip_prefix('/')).is_some_and(|rest| !rest.contains('/'))
+    valid
+        && name
+            .strip_prefix(parent)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|rest| !rest.contains('/'))
 }
 
 impl NotaryClient {
     /// A client of the trust server at `server` (e.g. `https://notary.docker.io`), caching
     /// trusted metadata under `cache_dir/<GUN>/`.
-    pub fn new(server: &str, cache_dir: &Path, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        server: &str,
+        cache_dir: &Path,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         NotaryClient {
             server: server.trim_end_matches('/').to_string(),
             cache_dir: cache_dir.to_path_buf(),
             transport,
             clock,
             trust_root: TrustRoot::FirstUse,
-            limits: Limits { timestamp: 1 << 20, ..Limits::default() },
+            limits: Limits {
+                timestamp: 1 << 20,
+                ..Limits::default()
+            },
         }
     }
 
@@ -276,11 +333,19 @@ impl NotaryClient {
                 Updater::verify_anchor(Dialect::Notary, Some(gun.as_str()), &bytes, now, false)?
             }
             TrustRoot::FirstUse => match &cached_root {
-                Some(bytes) => Updater::verify_anchor(Dialect::Notary, Some(gun.as_str()), bytes, now, false)?,
+                Some(bytes) => {
+                    Updater::verify_anchor(Dialect::Notary, Some(gun.as_str()), bytes, now, false)?
+                }
                 None => {
                     let url = format!("{base}root.json");
                     let bytes = self.transport.fetch(&url, self.limits.root)?;
-                    let root = Updater::verify_anchor(Dialect::Notary, Some(gun.as_str()), &bytes, now, true)?;
+                    let root = Updater::verify_anchor(
+                        Dialect::Notary,
+                        Some(gun.as_str()),
+                        &bytes,
+                        now,
+                        true,
+                    )?;
                     cache.store("root", &bytes)?;
                     root
                 }
@@ -359,15 +424,39 @@ impl NotaryClient {
 
 /// Whether the snapshot's `root` entry names the trusted root's bytes.
 fn snapshot_names_root(u: &Updater<'_>) -> Result<bool> {
-    let sn = u.snapshot.as_ref().ok_or_else(|| TrustError::meta("snapshot", "not loaded"))?;
-    let m = sn.meta.meta.get("root").ok_or_else(|| TrustError::MissingMeta { role: "root".into(), parent: "snapshot".into() })?;
+    let sn = u
+        .snapshot
+        .as_ref()
+        .ok_or_else(|| TrustError::meta("snapshot", "not loaded"))?;
+    let m = sn
+        .meta
+        .meta
+        .get("root")
+        .ok_or_else(|| TrustError::MissingMeta {
+            role: "root".into(),
+            parent: "snapshot".into(),
+        })?;
     Ok(check_length_and_hashes("root", &u.root.raw, m.length, &m.hashes).is_ok())
 }
 
 fn rotate_from_snapshot(u: &mut Updater<'_>) -> Result<()> {
-    let sn = u.snapshot.as_ref().ok_or_else(|| TrustError::meta("snapshot", "not loaded"))?;
-    let m = sn.meta.meta.get("root").cloned().ok_or_else(|| TrustError::MissingMeta { role: "root".into(), parent: "snapshot".into() })?;
-    let sum = m.sha256().map(hex::encode).ok_or_else(|| TrustError::meta("snapshot", "root meta has no sha256"))?;
+    let sn = u
+        .snapshot
+        .as_ref()
+        .ok_or_else(|| TrustError::meta("snapshot", "not loaded"))?;
+    let m = sn
+        .meta
+        .meta
+        .get("root")
+        .cloned()
+        .ok_or_else(|| TrustError::MissingMeta {
+            role: "root".into(),
+            parent: "snapshot".into(),
+        })?;
+    let sum = m
+        .sha256()
+        .map(hex::encode)
+        .ok_or_else(|| TrustError::meta("snapshot", "root meta has no sha256"))?;
     let url = format!("{}root.{sum}.json", u.base);
     let cap = m.length.unwrap_or(u.limits.root).min(u.limits.root);
     let bytes = u.transport.fetch(&url, cap)?;
@@ -389,26 +478,47 @@ fn walk_delegations(u: &mut Updater<'_>, scopes: &mut BTreeMap<String, Vec<Strin
     let mut stack: Vec<String> = vec!["targets".to_string()];
     let mut loaded = 0usize;
     while let Some(parent) = stack.pop() {
-        let Some(t) = u.targets.get(&parent) else { continue };
-        let Some(d) = t.meta.delegations.clone() else { continue };
+        let Some(t) = u.targets.get(&parent) else {
+            continue;
+        };
+        let Some(d) = t.meta.delegations.clone() else {
+            continue;
+        };
         let parent_scope = scopes.get(&parent).cloned().unwrap_or_default();
         let mut children = Vec::new();
         for role in &d.roles {
             if !is_direct_child(&parent, &role.name) {
-                return Err(TrustError::meta(&parent, format!("invalid delegation {:?}: must be a direct child role", role.name)));
+                return Err(TrustError::meta(
+                    &parent,
+                    format!(
+                        "invalid delegation {:?}: must be a direct child role",
+                        role.name
+                    ),
+                ));
             }
-            let listed = u.snapshot.as_ref().is_some_and(|s| s.meta.meta.contains_key(&role.name));
+            let listed = u
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.meta.meta.contains_key(&role.name));
             if !listed {
                 continue;
             }
             loaded += 1;
             if loaded > MAX_NOTARY_DELEGATIONS {
-                return Err(TrustError::meta("targets", format!("more than {MAX_NOTARY_DELEGATIONS} delegations")));
+                return Err(TrustError::meta(
+                    "targets",
+                    format!("more than {MAX_NOTARY_DELEGATIONS} delegations"),
+                ));
             }
             match u.load_targets(&role.name, Some(&parent)) {
                 Ok(()) => {}
-                Err(e @ (TrustError::Expired { .. } | TrustError::Threshold { .. } | TrustError::BadSignature { .. })) => {
-                    u.warnings.push(format!("skipping delegation {}: {e}", role.name));
+                Err(
+                    e @ (TrustError::Expired { .. }
+                    | TrustError::Threshold { .. }
+                    | TrustError::BadSignature { .. }),
+                ) => {
+                    u.warnings
+                        .push(format!("skipping delegation {}: {e}", role.name));
                     continue;
                 }
                 Err(e) => return Err(e),

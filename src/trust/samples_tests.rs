@@ -75,7 +75,11 @@ fn olpc_cjson_reproduces_notary_signing_bytes() {
     for doc in DOCS {
         let bytes = read(doc);
         let env = parse_envelope(&bytes, Dialect::Notary, doc).unwrap();
-        assert_eq!(canonical_json(&env.signed).unwrap(), raw_signed(&bytes), "{doc}");
+        assert_eq!(
+            canonical_json(&env.signed).unwrap(),
+            raw_signed(&bytes),
+            "{doc}"
+        );
         assert_eq!(env.message, raw_signed(&bytes), "{doc}");
     }
 }
@@ -83,20 +87,37 @@ fn olpc_cjson_reproduces_notary_signing_bytes() {
 #[test]
 fn key_ids_are_notary_canonical_hashes() {
     let mut n = 0;
-    for doc in ["root.json", "2.root.json", "targets.json", "local-ed25519/root.json", "local-ed25519/targets.json"] {
+    for doc in [
+        "root.json",
+        "2.root.json",
+        "targets.json",
+        "local-ed25519/root.json",
+        "local-ed25519/targets.json",
+    ] {
         let v: serde_json::Value = serde_json::from_slice(&read(doc)).unwrap();
-        let keys = v["signed"]["keys"].as_object().or_else(|| v["signed"]["delegations"]["keys"].as_object()).unwrap();
+        let keys = v["signed"]["keys"]
+            .as_object()
+            .or_else(|| v["signed"]["delegations"]["keys"].as_object())
+            .unwrap();
         for (id, k) in keys {
-            let computed = notary_key_id(k["keytype"].as_str().unwrap(), k["keyval"]["public"].as_str().unwrap());
+            let computed = notary_key_id(
+                k["keytype"].as_str().unwrap(),
+                k["keyval"]["public"].as_str().unwrap(),
+            );
             assert_eq!(&computed, id, "{doc}");
             n += 1;
         }
     }
     assert!(n >= 12, "checked {n} keys");
     // and the parser enforces it: a changed key id is a hard error
-    let text = String::from_utf8(read("root.json")).unwrap().replace("452763829dcbd5d8", "452763829dcbd5d9");
+    let text = String::from_utf8(read("root.json"))
+        .unwrap()
+        .replace("452763829dcbd5d8", "452763829dcbd5d9");
     let env = parse_envelope(text.as_bytes(), Dialect::Notary, "root").unwrap();
-    assert!(matches!(parse_root(Dialect::Notary, &env.signed), Err(TrustError::KeyIdMismatch { .. })));
+    assert!(matches!(
+        parse_root(Dialect::Notary, &env.signed),
+        Err(TrustError::KeyIdMismatch { .. })
+    ));
 }
 
 #[test]
@@ -106,25 +127,48 @@ fn every_sample_signature_verifies() {
         let root_env = parse_envelope(&root_bytes, Dialect::Notary, "root").unwrap();
         let root = parse_root(Dialect::Notary, &root_env.signed).unwrap();
         for role in ["root", "timestamp", "snapshot", "targets"] {
-            let env = parse_envelope(&read(&format!("{dir}{role}.json")), Dialect::Notary, role).unwrap();
-            let signers = verify_threshold(Dialect::Notary, role, &env, &root.keys, root.role(role).unwrap()).unwrap();
+            let env =
+                parse_envelope(&read(&format!("{dir}{role}.json")), Dialect::Notary, role).unwrap();
+            let signers = verify_threshold(
+                Dialect::Notary,
+                role,
+                &env,
+                &root.keys,
+                root.role(role).unwrap(),
+            )
+            .unwrap();
             assert!(!signers.is_empty(), "{dir}{role}");
         }
-        let targets_env = parse_envelope(&read(&format!("{dir}targets.json")), Dialect::Notary, "targets").unwrap();
+        let targets_env = parse_envelope(
+            &read(&format!("{dir}targets.json")),
+            Dialect::Notary,
+            "targets",
+        )
+        .unwrap();
         let targets = parse_targets(Dialect::Notary, "targets", &targets_env.signed).unwrap();
         let d = targets.delegations.unwrap();
         for r in &d.roles {
             let file = format!("{dir}{}.json", r.name);
             let env = parse_envelope(&read(&file), Dialect::Notary, &r.name).unwrap();
-            let signers = verify_threshold(Dialect::Notary, &r.name, &env, &d.keys, &r.keys).unwrap();
+            let signers =
+                verify_threshold(Dialect::Notary, &r.name, &env, &d.keys, &r.keys).unwrap();
             assert!(!signers.is_empty(), "{file}");
         }
         if dir.is_empty() {
             // root v3 carries signatures by the new and the old root key
             assert_eq!(root_env.signatures.len(), 2);
             // targets/releases is signed by alice (ecdsa) and bob (ecdsa-x509)
-            let env = parse_envelope(&read("targets/releases.json"), Dialect::Notary, "targets/releases").unwrap();
-            let rel = d.roles.iter().find(|r| r.name == "targets/releases").unwrap();
+            let env = parse_envelope(
+                &read("targets/releases.json"),
+                Dialect::Notary,
+                "targets/releases",
+            )
+            .unwrap();
+            let rel = d
+                .roles
+                .iter()
+                .find(|r| r.name == "targets/releases")
+                .unwrap();
             let c = verify::count_signatures(Dialect::Notary, &env, &d.keys, &rel.keys);
             assert_eq!(c.valid.len(), 2);
         }
@@ -137,8 +181,18 @@ fn tampered_message_fails_every_role() {
     let root = parse_root(Dialect::Notary, &root_env.signed).unwrap();
     let mut env = parse_envelope(&read("timestamp.json"), Dialect::Notary, "timestamp").unwrap();
     env.message.push(b' ');
-    let err = verify_threshold(Dialect::Notary, "timestamp", &env, &root.keys, root.role("timestamp").unwrap()).unwrap_err();
-    assert!(matches!(err, TrustError::BadSignature { ref role, .. } if role == "timestamp"), "{err}");
+    let err = verify_threshold(
+        Dialect::Notary,
+        "timestamp",
+        &env,
+        &root.keys,
+        root.role("timestamp").unwrap(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, TrustError::BadSignature { ref role, .. } if role == "timestamp"),
+        "{err}"
+    );
 }
 
 /// A directory laid out like notary-server's URL space, for `FilesystemTransport`.
@@ -168,8 +222,17 @@ impl Mirror {
     }
 
     pub fn from_samples(sub: &str) -> Mirror {
-        let m = Mirror { dir: tempfile::tempdir().unwrap() };
-        for role in ["root", "timestamp", "snapshot", "targets", "targets/releases", "targets/alice"] {
+        let m = Mirror {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for role in [
+            "root",
+            "timestamp",
+            "snapshot",
+            "targets",
+            "targets/releases",
+            "targets/alice",
+        ] {
             m.put_role(role, &read(&format!("{sub}{role}.json")));
         }
         if sub.is_empty() {
@@ -181,35 +244,61 @@ impl Mirror {
 }
 
 fn client(m: &Mirror, cache: &Path, now: &str) -> NotaryClient {
-    NotaryClient::new(&m.server(), cache, Arc::new(FilesystemTransport), Arc::new(FixedClock::at(now).unwrap()))
+    NotaryClient::new(
+        &m.server(),
+        cache,
+        Arc::new(FilesystemTransport),
+        Arc::new(FixedClock::at(now).unwrap()),
+    )
 }
 
 #[test]
 fn resolves_like_docker_prefers_releases() {
     let m = Mirror::from_samples("");
     let cache = tempfile::tempdir().unwrap();
-    let t = client(&m, cache.path(), NOW).resolve(GUN, "latest").unwrap();
-    assert_eq!(t.digest, format!("sha256:{}", sha256_hex(&read("manifest-releases.json"))));
+    let t = client(&m, cache.path(), NOW)
+        .resolve(GUN, "latest")
+        .unwrap();
+    assert_eq!(
+        t.digest,
+        format!("sha256:{}", sha256_hex(&read("manifest-releases.json")))
+    );
     assert_eq!(t.size, 76);
     assert_eq!(t.role, "targets/releases");
     assert_eq!(t.signers, vec!["alice".to_string()]);
     t.verify_content(&read("manifest-releases.json")).unwrap();
-    assert!(matches!(t.verify_content(&read("manifest-targets.json")), Err(TrustError::LengthMismatch { .. })));
+    assert!(matches!(
+        t.verify_content(&read("manifest-targets.json")),
+        Err(TrustError::LengthMismatch { .. })
+    ));
     let listed = client(&m, cache.path(), NOW).list(GUN).unwrap();
     assert_eq!(listed, vec![t]);
     // the root was pinned on first use
     assert!(cache.path().join(GUN).join("root.json").exists());
-    let e = client(&m, cache.path(), NOW).resolve(GUN, "nope").unwrap_err();
-    assert!(matches!(e, TrustError::UnknownTarget { ref tag, .. } if tag == "nope"), "{e}");
+    let e = client(&m, cache.path(), NOW)
+        .resolve(GUN, "nope")
+        .unwrap_err();
+    assert!(
+        matches!(e, TrustError::UnknownTarget { ref tag, .. } if tag == "nope"),
+        "{e}"
+    );
 }
 
 #[test]
 fn ed25519_server_keys_resolve() {
     let m = Mirror::from_samples("local-ed25519/");
     let cache = tempfile::tempdir().unwrap();
-    let t = client(&m, cache.path(), NOW).resolve(GUN, "latest").unwrap();
+    let t = client(&m, cache.path(), NOW)
+        .resolve(GUN, "latest")
+        .unwrap();
     assert_eq!(t.role, "targets/releases");
-    assert_eq!(t.digest, format!("sha256:{}", sha256_hex(&read("local-ed25519/manifest-releases.json"))));
+    assert_eq!(
+        t.digest,
+        format!(
+            "sha256:{}",
+            sha256_hex(&read("local-ed25519/manifest-releases.json"))
+        )
+    );
 }
 
 #[test]
@@ -230,18 +319,28 @@ fn pinned_old_root_rotates_to_v3_signed_by_both() {
 fn freeze_attack_expired_timestamp() {
     let m = Mirror::from_samples("");
     let cache = tempfile::tempdir().unwrap();
-    let e = client(&m, cache.path(), "2026-12-08T00:00:00Z").update(GUN).unwrap_err();
-    assert!(matches!(e, TrustError::Expired { ref role, .. } if role == "timestamp"), "{e}");
+    let e = client(&m, cache.path(), "2026-12-08T00:00:00Z")
+        .update(GUN)
+        .unwrap_err();
+    assert!(
+        matches!(e, TrustError::Expired { ref role, .. } if role == "timestamp"),
+        "{e}"
+    );
 }
 
 #[test]
 fn tampered_timestamp_and_swapped_snapshot_are_refused() {
     let m = Mirror::from_samples("");
     let cache = tempfile::tempdir().unwrap();
-    let ts = String::from_utf8(read("timestamp.json")).unwrap().replace("VGJdQdNjTAwz", "VGJdQdNjTAwA");
+    let ts = String::from_utf8(read("timestamp.json"))
+        .unwrap()
+        .replace("VGJdQdNjTAwz", "VGJdQdNjTAwA");
     m.put("timestamp.json", ts.as_bytes());
     let e = client(&m, cache.path(), NOW).update(GUN).unwrap_err();
-    assert!(matches!(e, TrustError::BadSignature { ref role, .. } if role == "timestamp"), "{e}");
+    assert!(
+        matches!(e, TrustError::BadSignature { ref role, .. } if role == "timestamp"),
+        "{e}"
+    );
 
     let m = Mirror::from_samples("");
     // a snapshot file with one byte changed under the name the timestamp gives
@@ -251,7 +350,10 @@ fn tampered_timestamp_and_swapped_snapshot_are_refused() {
     sn[i] = b'7';
     m.put(&format!("snapshot.{sum}.json"), &sn);
     let e = client(&m, cache.path(), NOW).update(GUN).unwrap_err();
-    assert!(matches!(e, TrustError::HashMismatch { ref what, .. } if what == "snapshot"), "{e}");
+    assert!(
+        matches!(e, TrustError::HashMismatch { ref what, .. } if what == "snapshot"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -269,5 +371,8 @@ fn root_certificate_must_name_the_gun() {
         Arc::new(FixedClock::at(NOW).unwrap()),
     );
     let e = c.update("127.0.0.1:5000/other").unwrap_err();
-    assert!(matches!(e, TrustError::RootCertificate { ref reason, .. } if reason.contains("does not match")), "{e}");
+    assert!(
+        matches!(e, TrustError::RootCertificate { ref reason, .. } if reason.contains("does not match")),
+        "{e}"
+    );
 }

@@ -51,7 +51,10 @@ impl Passphrases {
     /// Read `RRUN_TRUST_ROOT_PASSPHRASE` and `RRUN_TRUST_REPOSITORY_PASSPHRASE`.
     pub fn from_env() -> Self {
         let get = |k: &str| std::env::var(k).ok().map(Zeroizing::new);
-        Passphrases { root: get(ROOT_PASSPHRASE_ENV), repository: get(REPOSITORY_PASSPHRASE_ENV) }
+        Passphrases {
+            root: get(ROOT_PASSPHRASE_ENV),
+            repository: get(REPOSITORY_PASSPHRASE_ENV),
+        }
     }
 }
 
@@ -65,8 +68,13 @@ pub struct KeyStore {
 fn check_signer_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if !ok || name == "releases" {
         return Err(TrustError::InvalidName {
             kind: "signer name",
@@ -80,7 +88,9 @@ fn check_signer_name(name: &str) -> Result<()> {
 impl KeyStore {
     /// The key store in `trust_dir`.
     pub fn new(trust_dir: &Path) -> Self {
-        KeyStore { dir: trust_dir.to_path_buf() }
+        KeyStore {
+            dir: trust_dir.to_path_buf(),
+        }
     }
 
     fn private(&self) -> PathBuf {
@@ -92,29 +102,53 @@ impl KeyStore {
     }
 
     fn targets_path(&self, gun: &Gun) -> PathBuf {
-        self.private().join("repos").join(gun.as_str()).join("targets.key")
+        self.private()
+            .join("repos")
+            .join(gun.as_str())
+            .join("targets.key")
     }
 
     fn signer_path(&self, name: &str, ext: &str) -> PathBuf {
         self.private().join("signers").join(format!("{name}.{ext}"))
     }
 
-    fn read_key(path: &Path, pass: Option<&Zeroizing<String>>, env: &'static str) -> Result<Option<SigningKey>> {
+    fn read_key(
+        path: &Path,
+        pass: Option<&Zeroizing<String>>,
+        env: &'static str,
+    ) -> Result<Option<SigningKey>> {
         let pem = match std::fs::read(path) {
             Ok(p) => Zeroizing::new(p),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(TrustError::io(path, e)),
         };
-        let pass = pass.ok_or(TrustError::Passphrase { path: path.to_path_buf(), env })?;
+        let pass = pass.ok_or(TrustError::Passphrase {
+            path: path.to_path_buf(),
+            env,
+        })?;
         SigningKey::from_pem(&pem, Some(pass.as_bytes()))
             .map(Some)
-            .map_err(|_| TrustError::Passphrase { path: path.to_path_buf(), env })
+            .map_err(|_| TrustError::Passphrase {
+                path: path.to_path_buf(),
+                env,
+            })
     }
 
-    fn write_key(path: &Path, key: &SigningKey, pass: Option<&Zeroizing<String>>, env: &'static str) -> Result<()> {
-        let pass = pass.ok_or(TrustError::Passphrase { path: path.to_path_buf(), env })?;
+    fn write_key(
+        path: &Path,
+        key: &SigningKey,
+        pass: Option<&Zeroizing<String>>,
+        env: &'static str,
+    ) -> Result<()> {
+        let pass = pass.ok_or(TrustError::Passphrase {
+            path: path.to_path_buf(),
+            env,
+        })?;
         if pass.is_empty() {
-            return Err(TrustError::Passphrase { path: path.to_path_buf(), env });
+            return Err(TrustError::Passphrase {
+                path: path.to_path_buf(),
+                env,
+            });
         }
         let pem = key.to_encrypted_pem(pass.as_bytes())?;
         write_atomic(path, &pem)?;
@@ -134,12 +168,21 @@ impl KeyStore {
 
     /// The repository (targets) key of `gun`, if held.
     pub fn targets_key(&self, gun: &Gun, pass: &Passphrases) -> Result<Option<SigningKey>> {
-        Self::read_key(&self.targets_path(gun), pass.repository.as_ref(), REPOSITORY_PASSPHRASE_ENV)
+        Self::read_key(
+            &self.targets_path(gun),
+            pass.repository.as_ref(),
+            REPOSITORY_PASSPHRASE_ENV,
+        )
     }
 
     fn new_targets_key(&self, gun: &Gun, pass: &Passphrases) -> Result<SigningKey> {
         let k = SigningKey::generate()?;
-        Self::write_key(&self.targets_path(gun), &k, pass.repository.as_ref(), REPOSITORY_PASSPHRASE_ENV)?;
+        Self::write_key(
+            &self.targets_path(gun),
+            &k,
+            pass.repository.as_ref(),
+            REPOSITORY_PASSPHRASE_ENV,
+        )?;
         Ok(k)
     }
 
@@ -149,20 +192,40 @@ impl KeyStore {
         check_signer_name(name)?;
         let key_path = self.signer_path(name, "key");
         if key_path.exists() {
-            return Err(TrustError::InvalidName { kind: "signer name", name: name.to_string(), reason: "a key with this name already exists".into() });
+            return Err(TrustError::InvalidName {
+                kind: "signer name",
+                name: name.to_string(),
+                reason: "a key with this name already exists".into(),
+            });
         }
         let k = SigningKey::generate()?;
-        Self::write_key(&key_path, &k, pass.repository.as_ref(), REPOSITORY_PASSPHRASE_ENV)?;
+        Self::write_key(
+            &key_path,
+            &k,
+            pass.repository.as_ref(),
+            REPOSITORY_PASSPHRASE_ENV,
+        )?;
         let public = k.public_pem()?;
         write_atomic(&self.signer_path(name, "pub"), &public)?;
         Ok(public)
     }
 
     /// Import a signer's private key (PEM, optionally encrypted with `import_pass`).
-    pub fn import_signer(&self, name: &str, pem: &[u8], import_pass: Option<&[u8]>, pass: &Passphrases) -> Result<()> {
+    pub fn import_signer(
+        &self,
+        name: &str,
+        pem: &[u8],
+        import_pass: Option<&[u8]>,
+        pass: &Passphrases,
+    ) -> Result<()> {
         check_signer_name(name)?;
         let k = SigningKey::from_pem(pem, import_pass).map_err(TrustError::Key)?;
-        Self::write_key(&self.signer_path(name, "key"), &k, pass.repository.as_ref(), REPOSITORY_PASSPHRASE_ENV)?;
+        Self::write_key(
+            &self.signer_path(name, "key"),
+            &k,
+            pass.repository.as_ref(),
+            REPOSITORY_PASSPHRASE_ENV,
+        )?;
         write_atomic(&self.signer_path(name, "pub"), &k.public_pem()?)
     }
 
@@ -174,19 +237,27 @@ impl KeyStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(TrustError::io(dir, e)),
         };
-        let Some(want) = key.spki_der() else { return Ok(None) };
+        let Some(want) = key.spki_der() else {
+            return Ok(None);
+        };
         for entry in entries {
             let path = entry.map_err(|e| TrustError::io(&dir, e))?.path();
             if path.extension().and_then(|e| e.to_str()) != Some("pub") {
                 continue;
             }
             let pem = std::fs::read(&path).map_err(|e| TrustError::io(&path, e))?;
-            let Ok(public) = openssl::pkey::PKey::public_key_from_pem(&pem) else { continue };
+            let Ok(public) = openssl::pkey::PKey::public_key_from_pem(&pem) else {
+                continue;
+            };
             if public.public_key_to_der().ok().as_deref() != Some(want.as_slice()) {
                 continue;
             }
             let key_path = path.with_extension("key");
-            if let Some(k) = Self::read_key(&key_path, pass.repository.as_ref(), REPOSITORY_PASSPHRASE_ENV)? {
+            if let Some(k) = Self::read_key(
+                &key_path,
+                pass.repository.as_ref(),
+                REPOSITORY_PASSPHRASE_ENV,
+            )? {
                 return Ok(Some(k));
             }
         }
@@ -195,13 +266,17 @@ impl KeyStore {
 }
 
 fn self_private_dir(path: &Path) -> PathBuf {
-    path.ancestors().find(|a| a.file_name().is_some_and(|n| n == "private")).unwrap_or(path).to_path_buf()
+    path.ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "private"))
+        .unwrap_or(path)
+        .to_path_buf()
 }
 
 fn restrict_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if dir.is_dir() {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| TrustError::io(dir, e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| TrustError::io(dir, e))?;
     }
     Ok(())
 }
@@ -223,7 +298,13 @@ pub fn sign_envelope(signed: &Value, keys: &[(&str, &SigningKey)]) -> Result<Vec
         }
         let sig = notary_b64(&key.sign_raw(&msg)?);
         // key ids are hex and base64 has no characters JSON would escape
-        out.extend_from_slice(format!("{{\"keyid\":{},\"method\":\"ecdsa\",\"sig\":\"{sig}\"}}", json!(id)).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "{{\"keyid\":{},\"method\":\"ecdsa\",\"sig\":\"{sig}\"}}",
+                json!(id)
+            )
+            .as_bytes(),
+        );
     }
     out.extend_from_slice(b"]}");
     Ok(out)
@@ -231,20 +312,35 @@ pub fn sign_envelope(signed: &Value, keys: &[(&str, &SigningKey)]) -> Result<Vec
 
 /// POST metadata files to `<base>` (`/v2/<GUN>/_trust/tuf/`) as Notary's multipart form
 /// (`files` fields, file name = role); the server then signs snapshot and timestamp.
-pub fn publish(transport: &dyn Transport, base_url: &str, files: &[(String, Vec<u8>)]) -> Result<()> {
+pub fn publish(
+    transport: &dyn Transport,
+    base_url: &str,
+    files: &[(String, Vec<u8>)],
+) -> Result<()> {
     let mut rnd = [0u8; 16];
-    getrandom::getrandom(&mut rnd).map_err(|e| TrustError::Transport { url: base_url.into(), reason: e.to_string() })?;
+    getrandom::getrandom(&mut rnd).map_err(|e| TrustError::Transport {
+        url: base_url.into(),
+        reason: e.to_string(),
+    })?;
     let boundary = format!("rrun-{}", hex::encode(rnd));
     let mut body = Vec::new();
     for (role, bytes) in files {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        body.extend_from_slice(format!("Content-Disposition: form-data; name=\"files\"; filename=\"{role}\"\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"files\"; filename=\"{role}\"\r\n")
+                .as_bytes(),
+        );
         body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
         body.extend_from_slice(bytes);
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    transport.post(base_url, &format!("multipart/form-data; boundary={boundary}"), &body, RESPONSE_CAP)?;
+    transport.post(
+        base_url,
+        &format!("multipart/form-data; boundary={boundary}"),
+        &body,
+        RESPONSE_CAP,
+    )?;
     Ok(())
 }
 
@@ -314,7 +410,12 @@ impl Editing {
 impl<'a> NotarySigner<'a> {
     /// A signer using `client` for reads and publishing, with keys under `trust_dir`.
     pub fn new(client: &'a NotaryClient, trust_dir: &Path, passphrases: Passphrases) -> Self {
-        NotarySigner { client, keys: KeyStore::new(trust_dir), pass: passphrases, targets_validity: Duration::days(TARGETS_VALIDITY_DAYS) }
+        NotarySigner {
+            client,
+            keys: KeyStore::new(trust_dir),
+            pass: passphrases,
+            targets_validity: Duration::days(TARGETS_VALIDITY_DAYS),
+        }
     }
 
     /// How long newly signed targets and delegation metadata stay valid (default 3 years).
@@ -345,10 +446,18 @@ impl<'a> NotarySigner<'a> {
     fn server_key(&self, gun: &Gun, role: &str) -> Result<(String, Value)> {
         let url = format!("{}{role}.key", self.client.base_url(gun));
         let bytes = self.client.transport().fetch(&url, RESPONSE_CAP)?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| TrustError::meta(role, format!("server key: {e}")))?;
-        let kt = v["keytype"].as_str().ok_or_else(|| TrustError::meta(role, "server key has no keytype"))?;
-        let public = v["keyval"]["public"].as_str().ok_or_else(|| TrustError::meta(role, "server key has no public value"))?;
-        Ok((notary_key_id(kt, public), json!({"keytype": kt, "keyval": {"private": null, "public": public}})))
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| TrustError::meta(role, format!("server key: {e}")))?;
+        let kt = v["keytype"]
+            .as_str()
+            .ok_or_else(|| TrustError::meta(role, "server key has no keytype"))?;
+        let public = v["keyval"]["public"]
+            .as_str()
+            .ok_or_else(|| TrustError::meta(role, "server key has no public value"))?;
+        Ok((
+            notary_key_id(kt, public),
+            json!({"keytype": kt, "keyval": {"private": null, "public": public}}),
+        ))
     }
 
     /// Create the repository: root (x509 root certificate CN = GUN, own root key), a new
@@ -361,7 +470,8 @@ impl<'a> NotarySigner<'a> {
             Some(k) => k,
             None => self.keys.new_targets_key(gun, &self.pass)?,
         };
-        let cert = root_key.self_signed_cert(gun.as_str(), now, Duration::days(ROOT_VALIDITY_DAYS))?;
+        let cert =
+            root_key.self_signed_cert(gun.as_str(), now, Duration::days(ROOT_VALIDITY_DAYS))?;
         let (root_id, root_obj, _) = notary_key_from_pem(&cert.to_pem()?)?;
         let (targets_id, targets_obj) = targets_key.notary_public()?;
         let (ts_id, ts_obj) = self.server_key(gun, "timestamp")?;
@@ -381,7 +491,11 @@ impl<'a> NotarySigner<'a> {
         let cache = self.client.cache(gun);
         let _ = std::fs::remove_dir_all(cache.dir());
         cache.store("root", &root_bytes)?;
-        Ok((root_bytes, Editing::empty(self.targets_expires()), targets_key))
+        Ok((
+            root_bytes,
+            Editing::empty(self.targets_expires()),
+            targets_key,
+        ))
     }
 
     /// The verified repository, or `None` if the server has none for `gun`.
@@ -393,16 +507,26 @@ impl<'a> NotarySigner<'a> {
     }
 
     fn targets_key_or_err(&self, gun: &Gun, what: &str) -> Result<SigningKey> {
-        self.keys.targets_key(gun, &self.pass)?.ok_or_else(|| TrustError::NoSigningKey {
-            gun: gun.to_string(),
-            reason: format!("{what} needs the repository (targets) key, which this trust dir does not hold"),
-        })
+        self.keys
+            .targets_key(gun, &self.pass)?
+            .ok_or_else(|| TrustError::NoSigningKey {
+                gun: gun.to_string(),
+                reason: format!(
+                    "{what} needs the repository (targets) key, which this trust dir does not hold"
+                ),
+            })
     }
 
     fn sign_targets(&self, repo: &NotaryRepo, ed: &Editing, key: &SigningKey) -> Result<Vec<u8>> {
-        let id = key_id_in(&repo.root.meta.keys, &repo.root.meta.role("targets")?.keyids, key).ok_or_else(|| TrustError::NoSigningKey {
+        let id = key_id_in(
+            &repo.root.meta.keys,
+            &repo.root.meta.role("targets")?.keyids,
+            key,
+        )
+        .ok_or_else(|| TrustError::NoSigningKey {
             gun: repo.gun.to_string(),
-            reason: "the repository key held here is not the targets key of the published root".into(),
+            reason: "the repository key held here is not the targets key of the published root"
+                .into(),
         })?;
         sign_envelope(&ed.signed, &[(&id, key)])
     }
@@ -410,7 +534,13 @@ impl<'a> NotarySigner<'a> {
     /// Delegations directly below `targets` for which a signer key is held: (role, key id, key).
     fn held_delegations(&self, repo: &NotaryRepo) -> Result<Vec<(String, String, SigningKey)>> {
         let mut out = Vec::new();
-        let Some(d) = repo.targets.get("targets").and_then(|t| t.meta.delegations.as_ref()) else { return Ok(out) };
+        let Some(d) = repo
+            .targets
+            .get("targets")
+            .and_then(|t| t.meta.delegations.as_ref())
+        else {
+            return Ok(out);
+        };
         for role in &d.roles {
             if !is_direct_child("targets", &role.name) {
                 continue;
@@ -440,11 +570,14 @@ impl<'a> NotarySigner<'a> {
         let gun = Gun::new(gun)?;
         check_tag(tag)?;
         let hex_digest = digest.strip_prefix("sha256:").unwrap_or(digest);
-        let raw = hex::decode(hex_digest).ok().filter(|d| d.len() == 32).ok_or_else(|| TrustError::InvalidName {
-            kind: "digest",
-            name: digest.to_string(),
-            reason: "expected sha256:<64 hex digits>".into(),
-        })?;
+        let raw = hex::decode(hex_digest)
+            .ok()
+            .filter(|d| d.len() == 32)
+            .ok_or_else(|| TrustError::InvalidName {
+                kind: "digest",
+                name: digest.to_string(),
+                reason: "expected sha256:<64 hex digits>".into(),
+            })?;
         let entry = json!({"hashes": {"sha256": notary_b64(&raw)}, "length": size});
         let Some(repo) = self.current(&gun)? else {
             let (root_bytes, mut ed, key) = self.initialize(&gun)?;
@@ -452,8 +585,18 @@ impl<'a> NotarySigner<'a> {
             ed.bump(self.targets_expires());
             let (targets_id, _) = key.notary_public()?;
             let targets_bytes = sign_envelope(&ed.signed, &[(&targets_id, &key)])?;
-            publish(self.client.transport(), &self.client.base_url(&gun), &[("root".into(), root_bytes), ("targets".into(), targets_bytes)])?;
-            return Ok(SignOutcome { initialized: true, roles: vec!["targets".into()] });
+            publish(
+                self.client.transport(),
+                &self.client.base_url(&gun),
+                &[
+                    ("root".into(), root_bytes),
+                    ("targets".into(), targets_bytes),
+                ],
+            )?;
+            return Ok(SignOutcome {
+                initialized: true,
+                roles: vec!["targets".into()],
+            });
         };
         let held = self.held_delegations(&repo)?;
         let mut files = Vec::new();
@@ -475,17 +618,29 @@ impl<'a> NotarySigner<'a> {
             }
         }
         publish(self.client.transport(), &self.client.base_url(&gun), &files)?;
-        Ok(SignOutcome { initialized: false, roles })
+        Ok(SignOutcome {
+            initialized: false,
+            roles,
+        })
     }
 
     /// `rrun trust revoke GUN:TAG`: remove the tag from every role this trust dir can sign.
     pub fn revoke(&self, gun: &str, tag: &str) -> Result<SignOutcome> {
         let gun = Gun::new(gun)?;
-        let repo = self.current(&gun)?.ok_or_else(|| TrustError::UnknownTarget { gun: gun.to_string(), tag: tag.to_string() })?;
+        let repo = self
+            .current(&gun)?
+            .ok_or_else(|| TrustError::UnknownTarget {
+                gun: gun.to_string(),
+                tag: tag.to_string(),
+            })?;
         let mut files = Vec::new();
         let mut roles = Vec::new();
         for (role, id, key) in self.held_delegations(&repo)? {
-            if repo.targets.get(&role).is_some_and(|t| t.meta.targets.contains_key(tag)) {
+            if repo
+                .targets
+                .get(&role)
+                .is_some_and(|t| t.meta.targets.contains_key(tag))
+            {
                 let mut ed = self.role_for_edit(&repo, &role)?;
                 ed.targets_mut().remove(tag);
                 ed.bump(self.targets_expires());
@@ -493,7 +648,11 @@ impl<'a> NotarySigner<'a> {
                 roles.push(role);
             }
         }
-        if repo.targets.get("targets").is_some_and(|t| t.meta.targets.contains_key(tag)) {
+        if repo
+            .targets
+            .get("targets")
+            .is_some_and(|t| t.meta.targets.contains_key(tag))
+        {
             if let Some(key) = self.keys.targets_key(&gun, &self.pass)? {
                 let mut ed = self.role_for_edit(&repo, "targets")?;
                 ed.targets_mut().remove(tag);
@@ -503,10 +662,16 @@ impl<'a> NotarySigner<'a> {
             }
         }
         if files.is_empty() {
-            return Err(TrustError::UnknownTarget { gun: gun.to_string(), tag: tag.to_string() });
+            return Err(TrustError::UnknownTarget {
+                gun: gun.to_string(),
+                tag: tag.to_string(),
+            });
         }
         publish(self.client.transport(), &self.client.base_url(&gun), &files)?;
-        Ok(SignOutcome { initialized: false, roles })
+        Ok(SignOutcome {
+            initialized: false,
+            roles,
+        })
     }
 
     /// `rrun trust signer add NAME GUN`: delegate `targets/releases` and `targets/NAME` (paths
@@ -527,17 +692,26 @@ impl<'a> NotarySigner<'a> {
             }
         };
         let d = ed.delegations_mut();
-        d["keys"].as_object_mut().expect("object").insert(key_id.clone(), key_obj);
-        let roles = d["roles"].as_array_mut().ok_or_else(|| TrustError::meta("targets", "delegations.roles is not a list"))?;
+        d["keys"]
+            .as_object_mut()
+            .expect("object")
+            .insert(key_id.clone(), key_obj);
+        let roles = d["roles"]
+            .as_array_mut()
+            .ok_or_else(|| TrustError::meta("targets", "delegations.roles is not a list"))?;
         for role_name in [RELEASES_ROLE.to_string(), format!("targets/{name}")] {
             match roles.iter_mut().find(|r| r["name"] == role_name.as_str()) {
                 Some(r) => {
-                    let ids = r["keyids"].as_array_mut().ok_or_else(|| TrustError::meta("targets", "keyids is not a list"))?;
+                    let ids = r["keyids"]
+                        .as_array_mut()
+                        .ok_or_else(|| TrustError::meta("targets", "keyids is not a list"))?;
                     if !ids.iter().any(|i| i == key_id.as_str()) {
                         ids.push(json!(key_id));
                     }
                 }
-                None => roles.push(json!({"keyids": [key_id], "name": role_name, "paths": [""], "threshold": 1})),
+                None => roles.push(
+                    json!({"keyids": [key_id], "name": role_name, "paths": [""], "threshold": 1}),
+                ),
             }
         }
         ed.bump(self.targets_expires());
@@ -554,7 +728,10 @@ impl<'a> NotarySigner<'a> {
         }
         files.push(("targets".to_string(), targets_bytes));
         publish(self.client.transport(), &self.client.base_url(&gun), &files)?;
-        Ok(SignOutcome { initialized: repo.is_none(), roles: vec!["targets".into()] })
+        Ok(SignOutcome {
+            initialized: repo.is_none(),
+            roles: vec!["targets".into()],
+        })
     }
 
     /// `rrun trust signer remove NAME GUN`: drop `targets/NAME` and its keys from
@@ -563,53 +740,94 @@ impl<'a> NotarySigner<'a> {
         let gun = Gun::new(gun)?;
         check_signer_name(name)?;
         let role_name = format!("targets/{name}");
-        let repo = self.current(&gun)?.ok_or_else(|| TrustError::NoSigningKey { gun: gun.to_string(), reason: "the repository does not exist".into() })?;
+        let repo = self
+            .current(&gun)?
+            .ok_or_else(|| TrustError::NoSigningKey {
+                gun: gun.to_string(),
+                reason: "the repository does not exist".into(),
+            })?;
         let key = self.targets_key_or_err(&gun, "removing a signer")?;
         let mut ed = self.role_for_edit(&repo, "targets")?;
         let d = ed.delegations_mut();
-        let roles = d["roles"].as_array_mut().ok_or_else(|| TrustError::meta("targets", "delegations.roles is not a list"))?;
-        let pos = roles.iter().position(|r| r["name"] == role_name.as_str()).ok_or_else(|| TrustError::InvalidName {
-            kind: "signer name",
-            name: name.to_string(),
-            reason: format!("{gun} has no signer {name}"),
-        })?;
+        let roles = d["roles"]
+            .as_array_mut()
+            .ok_or_else(|| TrustError::meta("targets", "delegations.roles is not a list"))?;
+        let pos = roles
+            .iter()
+            .position(|r| r["name"] == role_name.as_str())
+            .ok_or_else(|| TrustError::InvalidName {
+                kind: "signer name",
+                name: name.to_string(),
+                reason: format!("{gun} has no signer {name}"),
+            })?;
         let removed = roles.remove(pos);
         let gone: Vec<Value> = removed["keyids"].as_array().cloned().unwrap_or_default();
         // Keys still used by another signer role stay in targets/releases.
-        let still_used = |id: &Value| roles.iter().any(|r| r["name"] != RELEASES_ROLE && r["keyids"].as_array().is_some_and(|a| a.contains(id)));
+        let still_used = |id: &Value| {
+            roles.iter().any(|r| {
+                r["name"] != RELEASES_ROLE && r["keyids"].as_array().is_some_and(|a| a.contains(id))
+            })
+        };
         let drop: Vec<Value> = gone.iter().filter(|id| !still_used(id)).cloned().collect();
         if let Some(rel) = roles.iter_mut().find(|r| r["name"] == RELEASES_ROLE) {
             if let Some(ids) = rel["keyids"].as_array_mut() {
                 ids.retain(|i| !drop.contains(i));
             }
         }
-        roles.retain(|r| !(r["name"] == RELEASES_ROLE && r["keyids"].as_array().is_some_and(|a| a.is_empty())));
-        let used: Vec<Value> = roles.iter().flat_map(|r| r["keyids"].as_array().cloned().unwrap_or_default()).collect();
+        roles.retain(|r| {
+            !(r["name"] == RELEASES_ROLE && r["keyids"].as_array().is_some_and(|a| a.is_empty()))
+        });
+        let used: Vec<Value> = roles
+            .iter()
+            .flat_map(|r| r["keyids"].as_array().cloned().unwrap_or_default())
+            .collect();
         if let Some(keys) = d["keys"].as_object_mut() {
             keys.retain(|id, _| used.contains(&json!(id)));
         }
         ed.bump(self.targets_expires());
         let bytes = self.sign_targets(&repo, &ed, &key)?;
-        publish(self.client.transport(), &self.client.base_url(&gun), &[("targets".to_string(), bytes)])?;
-        Ok(SignOutcome { initialized: false, roles: vec!["targets".into()] })
+        publish(
+            self.client.transport(),
+            &self.client.base_url(&gun),
+            &[("targets".to_string(), bytes)],
+        )?;
+        Ok(SignOutcome {
+            initialized: false,
+            roles: vec!["targets".into()],
+        })
     }
 }
 
 /// The key id under which `ids` lists the public half of `key`.
-fn key_id_in(keys: &BTreeMap<String, PublicKey>, ids: &[String], key: &SigningKey) -> Option<String> {
-    ids.iter().find(|id| keys.get(*id).is_some_and(|pk| key.matches(pk))).cloned()
+fn key_id_in(
+    keys: &BTreeMap<String, PublicKey>,
+    ids: &[String],
+    key: &SigningKey,
+) -> Option<String> {
+    ids.iter()
+        .find(|id| keys.get(*id).is_some_and(|pk| key.matches(pk)))
+        .cloned()
 }
 
 /// Docker tag syntax: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 fn check_tag(tag: &str) -> Result<()> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(TrustError::InvalidName { kind: "tag", name: tag.to_string(), reason: "tags are [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}".into() })
+        Err(TrustError::InvalidName {
+            kind: "tag",
+            name: tag.to_string(),
+            reason: "tags are [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}".into(),
+        })
     }
 }
 
@@ -638,7 +856,11 @@ mod tests {
         let bytes = sign_envelope(&signed, &[(&id, &k)]).unwrap();
         let env = parse_envelope(&bytes, Dialect::Notary, "targets").unwrap();
         let pk = PublicKey::from_notary("ecdsa", obj["keyval"]["public"].as_str().unwrap());
-        assert!(pk.verify_notary("ecdsa", &env.message, env.signatures[0].sig.as_ref().unwrap()));
+        assert!(pk.verify_notary(
+            "ecdsa",
+            &env.message,
+            env.signatures[0].sig.as_ref().unwrap()
+        ));
     }
 
     #[test]
@@ -646,16 +868,31 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let ks = KeyStore::new(d.path());
         let none = Passphrases::default();
-        assert!(matches!(ks.generate_signer("alice", &none), Err(TrustError::Passphrase { .. })));
-        let pass = Passphrases { root: None, repository: Some(Zeroizing::new("pw".into())) };
+        assert!(matches!(
+            ks.generate_signer("alice", &none),
+            Err(TrustError::Passphrase { .. })
+        ));
+        let pass = Passphrases {
+            root: None,
+            repository: Some(Zeroizing::new("pw".into())),
+        };
         let public = ks.generate_signer("alice", &pass).unwrap();
         assert!(String::from_utf8_lossy(&public).contains("PUBLIC KEY"));
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(d.path().join("private/signers/alice.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(d.path().join("private/signers/alice.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "key file must not be group/world readable");
         let (_, _, pk) = notary_key_from_pem(&public).unwrap();
         assert!(ks.signer_for(&pk, &pass).unwrap().is_some());
-        let wrong = Passphrases { root: None, repository: Some(Zeroizing::new("nope".into())) };
-        assert!(matches!(ks.signer_for(&pk, &wrong), Err(TrustError::Passphrase { .. })));
+        let wrong = Passphrases {
+            root: None,
+            repository: Some(Zeroizing::new("nope".into())),
+        };
+        assert!(matches!(
+            ks.signer_for(&pk, &wrong),
+            Err(TrustError::Passphrase { .. })
+        ));
     }
 }

@@ -16,7 +16,10 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     /// POST `body` to `url` (Notary publishing); the response is read up to `max_size` bytes.
     fn post(&self, url: &str, content_type: &str, body: &[u8], max_size: u64) -> Result<Vec<u8>> {
         let _ = (content_type, body, max_size);
-        Err(TrustError::Transport { url: url.to_string(), reason: "this transport is read-only".into() })
+        Err(TrustError::Transport {
+            url: url.to_string(),
+            reason: "this transport is read-only".into(),
+        })
     }
 }
 
@@ -44,7 +47,11 @@ pub struct HttpOptions {
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        HttpOptions { ca_file: None, plain_http: PlainHttp::LoopbackOnly, timeout: Duration::from_secs(60) }
+        HttpOptions {
+            ca_file: None,
+            plain_http: PlainHttp::LoopbackOnly,
+            timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -82,7 +89,10 @@ impl HttpTransport {
             .user_agent(concat!("rrun/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls.build())
             .build();
-        Ok(HttpTransport { agent: config.new_agent(), plain_http: opts.plain_http })
+        Ok(HttpTransport {
+            agent: config.new_agent(),
+            plain_http: opts.plain_http,
+        })
     }
 
     fn check_scheme(&self, url: &str) -> Result<()> {
@@ -98,21 +108,46 @@ impl HttpTransport {
                 reason: "plain http is only used for loopback servers: use https (or --tls-verify=false)".into(),
             });
         }
-        Err(TrustError::Transport { url: url.to_string(), reason: "only http:// and https:// URLs are supported".into() })
+        Err(TrustError::Transport {
+            url: url.to_string(),
+            reason: "only http:// and https:// URLs are supported".into(),
+        })
     }
 
-    fn finish(url: &str, mut resp: ureq::http::Response<ureq::Body>, max_size: u64) -> Result<Vec<u8>> {
+    fn finish(
+        url: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+        max_size: u64,
+    ) -> Result<Vec<u8>> {
         let status = resp.status().as_u16();
         if status == 404 || status == 403 {
-            return Err(TrustError::NotFound { url: url.to_string() });
+            return Err(TrustError::NotFound {
+                url: url.to_string(),
+            });
         }
-        let body = resp.body_mut().with_config().limit(max_size).read_to_vec().map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => TrustError::TooLarge { url: url.to_string(), max: max_size },
-            e => TrustError::Transport { url: url.to_string(), reason: e.to_string() },
-        })?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(max_size)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => TrustError::TooLarge {
+                    url: url.to_string(),
+                    max: max_size,
+                },
+                e => TrustError::Transport {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                },
+            })?;
         if !(200..300).contains(&status) {
-            let text = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string();
-            return Err(TrustError::Transport { url: url.to_string(), reason: format!("HTTP {status}: {text}") });
+            let text = String::from_utf8_lossy(&body[..body.len().min(512)])
+                .trim()
+                .to_string();
+            return Err(TrustError::Transport {
+                url: url.to_string(),
+                reason: format!("HTTP {status}: {text}"),
+            });
         }
         Ok(body)
     }
@@ -127,7 +162,11 @@ fn is_loopback_authority(rest: &str) -> bool {
     } else {
         authority.split(':').next().unwrap_or("")
     };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 impl Transport for HttpTransport {
@@ -137,7 +176,10 @@ impl Transport for HttpTransport {
             .agent
             .get(url)
             .call()
-            .map_err(|e| TrustError::Transport { url: url.to_string(), reason: e.to_string() })?;
+            .map_err(|e| TrustError::Transport {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
         Self::finish(url, resp, max_size)
     }
 
@@ -148,12 +190,21 @@ impl Transport for HttpTransport {
             .post(url)
             .header("Content-Type", content_type)
             .send(body)
-            .map_err(|e| TrustError::Transport { url: url.to_string(), reason: e.to_string() })?;
+            .map_err(|e| TrustError::Transport {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
         let status = resp.status().as_u16();
         match Self::finish(url, resp, max_size) {
-            Err(TrustError::NotFound { .. }) => Err(TrustError::Publish { status, body: "not found".into() }),
+            Err(TrustError::NotFound { .. }) => Err(TrustError::Publish {
+                status,
+                body: "not found".into(),
+            }),
             Err(TrustError::Transport { reason, .. }) if !(200..300).contains(&status) => {
-                Err(TrustError::Publish { status, body: reason })
+                Err(TrustError::Publish {
+                    status,
+                    body: reason,
+                })
             }
             other => other,
         }
@@ -169,7 +220,10 @@ impl FilesystemTransport {
         let p = url.strip_prefix("file://").unwrap_or(url);
         let path = Path::new(p);
         if !path.is_absolute() || p.split('/').any(|c| c == "..") {
-            return Err(TrustError::Transport { url: url.to_string(), reason: "need an absolute file:// URL without '..'".into() });
+            return Err(TrustError::Transport {
+                url: url.to_string(),
+                reason: "need an absolute file:// URL without '..'".into(),
+            });
         }
         Ok(path.to_path_buf())
     }
@@ -181,14 +235,21 @@ impl Transport for FilesystemTransport {
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(TrustError::NotFound { url: url.to_string() })
+                return Err(TrustError::NotFound {
+                    url: url.to_string(),
+                })
             }
             Err(e) => return Err(TrustError::io(path, e)),
         };
         let mut buf = Vec::new();
-        file.take(max_size.saturating_add(1)).read_to_end(&mut buf).map_err(|e| TrustError::io(&path, e))?;
+        file.take(max_size.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| TrustError::io(&path, e))?;
         if buf.len() as u64 > max_size {
-            return Err(TrustError::TooLarge { url: url.to_string(), max: max_size });
+            return Err(TrustError::TooLarge {
+                url: url.to_string(),
+                max: max_size,
+            });
         }
         Ok(buf)
     }
@@ -223,8 +284,14 @@ mod tests {
         std::fs::write(&f, b"0123456789").unwrap();
         let url = format!("file://{}", f.display());
         assert_eq!(FilesystemTransport.fetch(&url, 10).unwrap().len(), 10);
-        assert!(matches!(FilesystemTransport.fetch(&url, 9), Err(TrustError::TooLarge { max: 9, .. })));
+        assert!(matches!(
+            FilesystemTransport.fetch(&url, 9),
+            Err(TrustError::TooLarge { max: 9, .. })
+        ));
         let missing = format!("file://{}/none.json", dir.path().display());
-        assert!(FilesystemTransport.fetch(&missing, 9).unwrap_err().is_not_found());
+        assert!(FilesystemTransport
+            .fetch(&missing, 9)
+            .unwrap_err()
+            .is_not_found());
     }
 }

@@ -32,11 +32,19 @@ pub fn tuf_init(metadata_dir: &Path, root_json: &[u8], clock: &dyn Clock) -> Res
     write_atomic(&metadata_dir.join("root.json"), root_json)
 }
 
-fn open<'a>(metadata_dir: &Path, metadata_url: &str, transport: &'a dyn Transport, clock: &'a dyn Clock) -> Result<Updater<'a>> {
+fn open<'a>(
+    metadata_dir: &Path,
+    metadata_url: &str,
+    transport: &'a dyn Transport,
+    clock: &'a dyn Clock,
+) -> Result<Updater<'a>> {
     let cache = MetadataCache::new(metadata_dir, Layout::Flat);
     let root = cache.load("root")?.ok_or_else(|| TrustError::Io {
         path: metadata_dir.join("root.json"),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no trusted root: run `init` first"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no trusted root: run `init` first",
+        ),
     })?;
     let anchor = Updater::verify_anchor(Dialect::Tuf, None, &root, clock.now(), false)?;
     Ok(Updater {
@@ -65,7 +73,12 @@ fn refresh_top_level(u: &mut Updater<'_>) -> Result<()> {
 }
 
 /// `refresh`: the full top-level update (root, timestamp, snapshot, targets).
-pub fn tuf_refresh(metadata_dir: &Path, metadata_url: &str, transport: &dyn Transport, clock: &dyn Clock) -> Result<()> {
+pub fn tuf_refresh(
+    metadata_dir: &Path,
+    metadata_url: &str,
+    transport: &dyn Transport,
+    clock: &dyn Clock,
+) -> Result<()> {
     let mut u = open(metadata_dir, metadata_url, transport, clock)?;
     refresh_top_level(&mut u)
 }
@@ -83,15 +96,23 @@ pub fn tuf_download(
     clock: &dyn Clock,
 ) -> Result<PathBuf> {
     if target_name.is_empty() || target_name == "." || target_name == ".." {
-        return Err(TrustError::InvalidName { kind: "target", name: target_name.into(), reason: "not a file name".into() });
+        return Err(TrustError::InvalidName {
+            kind: "target",
+            name: target_name.into(),
+            reason: "not a file name".into(),
+        });
     }
     let mut u = open(metadata_dir, metadata_url, transport, clock)?;
     refresh_top_level(&mut u)?;
-    let target = find_target(&mut u, target_name)?
-        .ok_or_else(|| TrustError::UnknownTarget { gun: metadata_url.to_string(), tag: target_name.to_string() })?;
+    let target = find_target(&mut u, target_name)?.ok_or_else(|| TrustError::UnknownTarget {
+        gun: metadata_url.to_string(),
+        tag: target_name.to_string(),
+    })?;
     let local = target_dir.join(percent_encode_all(target_name));
     if let Ok(existing) = std::fs::read(&local) {
-        if check_length_and_hashes(target_name, &existing, Some(target.length), &target.hashes).is_ok() {
+        if check_length_and_hashes(target_name, &existing, Some(target.length), &target.hashes)
+            .is_ok()
+        {
             return Ok(local);
         }
     }
@@ -119,7 +140,9 @@ fn find_target(u: &mut Updater<'_>, name: &str) -> Result<Option<TargetFile>> {
     let mut stack: Vec<(String, Option<String>)> = vec![("targets".to_string(), None)];
     let mut visited = BTreeSet::new();
     while visited.len() <= u.limits.max_delegations {
-        let Some((role, parent)) = stack.pop() else { break };
+        let Some((role, parent)) = stack.pop() else {
+            break;
+        };
         if visited.contains(&role) {
             continue;
         }
@@ -129,7 +152,9 @@ fn find_target(u: &mut Updater<'_>, name: &str) -> Result<Option<TargetFile>> {
             return Ok(Some(f.clone()));
         }
         visited.insert(role.clone());
-        let Some(d) = &t.meta.delegations else { continue };
+        let Some(d) = &t.meta.delegations else {
+            continue;
+        };
         let mut children = Vec::new();
         for child in &d.roles {
             if role_matches(child, name) {
@@ -151,7 +176,9 @@ pub fn role_matches(role: &DelegatedRole, target: &str) -> bool {
         let h = hex::encode(Sha256::digest(target.as_bytes()));
         return prefixes.iter().any(|p| h.starts_with(p.as_str()));
     }
-    role.paths.as_ref().is_some_and(|paths| paths.iter().any(|p| path_matches(p, target)))
+    role.paths
+        .as_ref()
+        .is_some_and(|paths| paths.iter().any(|p| path_matches(p, target)))
 }
 
 /// TUF path patterns: shell globs (`*`, `?`, `[...]`) matched segment by segment, so `*` never
@@ -159,7 +186,13 @@ pub fn role_matches(role: &DelegatedRole, target: &str) -> bool {
 pub fn path_matches(pattern: &str, target: &str) -> bool {
     let p: Vec<&str> = pattern.split('/').collect();
     let t: Vec<&str> = target.split('/').collect();
-    p.len() == t.len() && p.iter().zip(&t).all(|(p, t)| fnmatch(&p.chars().collect::<Vec<_>>(), &t.chars().collect::<Vec<_>>()))
+    p.len() == t.len()
+        && p.iter().zip(&t).all(|(p, t)| {
+            fnmatch(
+                &p.chars().collect::<Vec<_>>(),
+                &t.chars().collect::<Vec<_>>(),
+            )
+        })
 }
 
 fn fnmatch(p: &[char], t: &[char]) -> bool {
@@ -168,10 +201,10 @@ fn fnmatch(p: &[char], t: &[char]) -> bool {
         Some('*') => (0..=t.len()).any(|i| fnmatch(&p[1..], &t[i..])),
         Some('?') => !t.is_empty() && fnmatch(&p[1..], &t[1..]),
         Some('[') => match class(&p[1..]) {
-            Some((set_len, negate, items)) => {
+            Some(class) => {
                 let Some(&c) = t.first() else { return false };
-                let inside = items.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-                inside != negate && fnmatch(&p[1 + set_len..], &t[1..])
+                let inside = class.ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+                inside != class.negate && fnmatch(&p[1 + class.len..], &t[1..])
             }
             None => t.first() == Some(&'[') && fnmatch(&p[1..], &t[1..]),
         },
@@ -179,8 +212,16 @@ fn fnmatch(p: &[char], t: &[char]) -> bool {
     }
 }
 
-/// Parse a `[...]` class body (after `[`): (chars consumed incl. `]`, negated, ranges).
-fn class(p: &[char]) -> Option<(usize, bool, Vec<(char, char)>)> {
+/// A `[...]` character class of a glob.
+struct CharClass {
+    /// Characters of the pattern it spans after `[`, including the closing `]`.
+    len: usize,
+    negate: bool,
+    ranges: Vec<(char, char)>,
+}
+
+/// Parse a `[...]` class body (after `[`); `None` if it is not closed (then `[` is literal).
+fn class(p: &[char]) -> Option<CharClass> {
     let mut i = 0;
     let negate = matches!(p.first(), Some('!'));
     if negate {
@@ -191,7 +232,11 @@ fn class(p: &[char]) -> Option<(usize, bool, Vec<(char, char)>)> {
     while i < p.len() {
         let c = p[i];
         if c == ']' && !first {
-            return Some((i + 1, negate, items));
+            return Some(CharClass {
+                len: i + 1,
+                negate,
+                ranges: items,
+            });
         }
         first = false;
         if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
@@ -230,7 +275,10 @@ mod tests {
         let h = hex::encode(Sha256::digest(b"file.txt"));
         let role = DelegatedRole {
             name: "bin".into(),
-            keys: super::super::metadata::RoleKeys { keyids: vec![], threshold: 1 },
+            keys: super::super::metadata::RoleKeys {
+                keyids: vec![],
+                threshold: 1,
+            },
             paths: None,
             path_hash_prefixes: Some(vec![h[..2].to_string()]),
             terminating: false,

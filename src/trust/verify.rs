@@ -21,7 +21,12 @@ pub struct SignatureCount {
 
 /// Count distinct valid signatures of keys listed for the role. Signatures by keys not listed
 /// for the role are ignored; each key counts once however often it signed.
-pub fn count_signatures(dialect: Dialect, env: &Envelope, keys: &BTreeMap<String, PublicKey>, role: &RoleKeys) -> SignatureCount {
+pub fn count_signatures(
+    dialect: Dialect,
+    env: &Envelope,
+    keys: &BTreeMap<String, PublicKey>,
+    role: &RoleKeys,
+) -> SignatureCount {
     let listed: BTreeSet<&str> = role.keyids.iter().map(String::as_str).collect();
     let mut valid = BTreeSet::new();
     let mut bad = None;
@@ -29,10 +34,14 @@ pub fn count_signatures(dialect: Dialect, env: &Envelope, keys: &BTreeMap<String
         if !listed.contains(s.keyid.as_str()) || valid.contains(&s.keyid) {
             continue;
         }
-        let Some(key) = keys.get(&s.keyid) else { continue };
+        let Some(key) = keys.get(&s.keyid) else {
+            continue;
+        };
         let ok = match (&s.sig, dialect) {
             (None, _) => false,
-            (Some(sig), Dialect::Notary) => key.verify_notary(s.method.as_deref().unwrap_or(""), &env.message, sig),
+            (Some(sig), Dialect::Notary) => {
+                key.verify_notary(s.method.as_deref().unwrap_or(""), &env.message, sig)
+            }
             (Some(sig), Dialect::Tuf) => key.verify_tuf(&env.message, sig),
         };
         if ok {
@@ -41,27 +50,46 @@ pub fn count_signatures(dialect: Dialect, env: &Envelope, keys: &BTreeMap<String
             bad = Some(s.keyid.clone());
         }
     }
-    SignatureCount { valid: valid.into_iter().collect(), bad }
+    SignatureCount {
+        valid: valid.into_iter().collect(),
+        bad,
+    }
 }
 
 /// Require `role.threshold` distinct valid signatures; returns the key ids that signed.
 /// A failing listed signature under threshold is reported as `BadSignature` (tampering),
 /// otherwise as `Threshold`.
-pub fn verify_threshold(dialect: Dialect, role_name: &str, env: &Envelope, keys: &BTreeMap<String, PublicKey>, role: &RoleKeys) -> Result<Vec<String>> {
+pub fn verify_threshold(
+    dialect: Dialect,
+    role_name: &str,
+    env: &Envelope,
+    keys: &BTreeMap<String, PublicKey>,
+    role: &RoleKeys,
+) -> Result<Vec<String>> {
     let count = count_signatures(dialect, env, keys, role);
     if (count.valid.len() as u64) >= role.threshold {
         return Ok(count.valid);
     }
     match count.bad {
-        Some(keyid) => Err(TrustError::BadSignature { role: role_name.to_string(), keyid }),
-        None => Err(TrustError::Threshold { role: role_name.to_string(), have: count.valid.len(), need: role.threshold as usize }),
+        Some(keyid) => Err(TrustError::BadSignature {
+            role: role_name.to_string(),
+            keyid,
+        }),
+        None => Err(TrustError::Threshold {
+            role: role_name.to_string(),
+            have: count.valid.len(),
+            need: role.threshold as usize,
+        }),
     }
 }
 
 /// Freeze-attack protection: metadata must not be expired at `now`.
 pub fn check_expiry(role: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
     if expires <= now {
-        return Err(TrustError::Expired { role: role.to_string(), expires });
+        return Err(TrustError::Expired {
+            role: role.to_string(),
+            expires,
+        });
     }
     Ok(())
 }
@@ -69,7 +97,11 @@ pub fn check_expiry(role: &str, expires: DateTime<Utc>, now: DateTime<Utc>) -> R
 /// Rollback protection: `got` must not be lower than the trusted `cached` version.
 pub fn check_not_older(role: &str, cached: u64, got: u64) -> Result<()> {
     if got < cached {
-        return Err(TrustError::Rollback { role: role.to_string(), cached, got });
+        return Err(TrustError::Rollback {
+            role: role.to_string(),
+            cached,
+            got,
+        });
     }
     Ok(())
 }
@@ -87,10 +119,19 @@ pub fn digest(alg: &str, data: &[u8]) -> Option<Vec<u8>> {
 
 /// Mix-and-match protection: `data` must have the length (if given) and every listed hash.
 /// Unknown hash algorithms are an error (as python-tuf does), never skipped.
-pub fn check_length_and_hashes(what: &str, data: &[u8], length: Option<u64>, hashes: &[(String, Vec<u8>)]) -> Result<()> {
+pub fn check_length_and_hashes(
+    what: &str,
+    data: &[u8],
+    length: Option<u64>,
+    hashes: &[(String, Vec<u8>)],
+) -> Result<()> {
     if let Some(len) = length {
         if data.len() as u64 != len {
-            return Err(TrustError::LengthMismatch { what: what.to_string(), expected: len, actual: data.len() as u64 });
+            return Err(TrustError::LengthMismatch {
+                what: what.to_string(),
+                expected: len,
+                actual: data.len() as u64,
+            });
         }
     }
     for (alg, expected) in hashes {
@@ -120,18 +161,40 @@ mod tests {
     fn hashes_and_lengths() {
         let h = vec![("sha256".to_string(), Sha256::digest(b"abc").to_vec())];
         check_length_and_hashes("x", b"abc", Some(3), &h).unwrap();
-        assert!(matches!(check_length_and_hashes("x", b"abc", Some(4), &h), Err(TrustError::LengthMismatch { expected: 4, actual: 3, .. })));
-        assert!(matches!(check_length_and_hashes("x", b"abd", None, &h), Err(TrustError::HashMismatch { .. })));
+        assert!(matches!(
+            check_length_and_hashes("x", b"abc", Some(4), &h),
+            Err(TrustError::LengthMismatch {
+                expected: 4,
+                actual: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check_length_and_hashes("x", b"abd", None, &h),
+            Err(TrustError::HashMismatch { .. })
+        ));
         let odd = vec![("md5".to_string(), vec![0u8; 16])];
         assert!(check_length_and_hashes("x", b"abc", None, &odd).is_err());
     }
 
     #[test]
     fn expiry_and_rollback() {
-        let t = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         check_expiry("r", t, t - chrono::Duration::seconds(1)).unwrap();
-        assert!(matches!(check_expiry("r", t, t), Err(TrustError::Expired { .. })));
+        assert!(matches!(
+            check_expiry("r", t, t),
+            Err(TrustError::Expired { .. })
+        ));
         check_not_older("r", 3, 3).unwrap();
-        assert!(matches!(check_not_older("r", 3, 2), Err(TrustError::Rollback { cached: 3, got: 2, .. })));
+        assert!(matches!(
+            check_not_older("r", 3, 2),
+            Err(TrustError::Rollback {
+                cached: 3,
+                got: 2,
+                ..
+            })
+        ));
     }
 }

@@ -8,7 +8,10 @@ use std::process::Command;
 use chrono::{Duration, Utc};
 use serde_json::Value;
 
-use rrun::trust::{tuf_download, tuf_init, tuf_refresh, FixedClock, HttpOptions, HttpTransport, RootSigner, SystemClock, TrustError};
+use rrun::trust::{
+    tuf_download, tuf_init, tuf_refresh, FixedClock, HttpOptions, HttpTransport, RootSigner,
+    SystemClock, TrustError,
+};
 
 use super::trust_util::{tuf_python, HttpServer};
 
@@ -39,13 +42,30 @@ impl Tuf {
     fn new(scenario: &str) -> Tuf {
         let py = tuf_python();
         let gen = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/trust/tuf/make_repos.py");
-        let out = Command::new(py).arg(&script).arg(gen.path()).arg(scenario).output().unwrap();
-        assert!(out.status.success(), "make_repos.py {scenario}: {}", String::from_utf8_lossy(&out.stderr));
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/trust/tuf/make_repos.py");
+        let out = Command::new(py)
+            .arg(&script)
+            .arg(gen.path())
+            .arg(scenario)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "make_repos.py {scenario}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let serve = tempfile::tempdir().unwrap();
         let server = HttpServer::start(serve.path());
         let http = HttpTransport::new(&HttpOptions::default()).unwrap();
-        Tuf { gen, scenario: scenario.to_string(), serve, server, client: tempfile::tempdir().unwrap(), http }
+        Tuf {
+            gen,
+            scenario: scenario.to_string(),
+            serve,
+            server,
+            client: tempfile::tempdir().unwrap(),
+            http,
+        }
     }
 
     fn stage_dir(&self, stage: &str) -> PathBuf {
@@ -56,7 +76,10 @@ impl Tuf {
     fn stage(&self, stage: &str) {
         for sub in ["metadata", "targets"] {
             let _ = std::fs::remove_dir_all(self.serve.path().join(sub));
-            copy_dir(&self.stage_dir(stage).join(sub), &self.serve.path().join(sub));
+            copy_dir(
+                &self.stage_dir(stage).join(sub),
+                &self.serve.path().join(sub),
+            );
         }
     }
 
@@ -83,7 +106,12 @@ impl Tuf {
 
     fn refresh_at(&self, days: i64) -> rrun::trust::Result<()> {
         let clock = FixedClock(Utc::now() + Duration::days(days));
-        tuf_refresh(&self.meta_dir(), &format!("{}/metadata/", self.server.url), &self.http, &clock)
+        tuf_refresh(
+            &self.meta_dir(),
+            &format!("{}/metadata/", self.server.url),
+            &self.http,
+            &clock,
+        )
     }
 
     fn refresh(&self) -> rrun::trust::Result<()> {
@@ -105,13 +133,19 @@ impl Tuf {
 
     /// File names in the metadata dir.
     fn meta_files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.meta_dir()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(self.meta_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     }
 
     fn trusted_version(&self, role: &str) -> u64 {
-        let v: Value = serde_json::from_slice(&std::fs::read(self.meta_dir().join(format!("{role}.json"))).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(
+            &std::fs::read(self.meta_dir().join(format!("{role}.json"))).unwrap(),
+        )
+        .unwrap();
         v["signed"]["version"].as_u64().unwrap()
     }
 }
@@ -130,23 +164,50 @@ fn tuf_peer_delegations_glob_terminating_and_hash_prefixes() {
     t.init("s0");
     t.stage("s0");
     t.refresh().unwrap();
-    assert_eq!(t.meta_files(), names(&["root.json", "snapshot.json", "targets.json", "timestamp.json"]));
+    assert_eq!(
+        t.meta_files(),
+        names(&[
+            "root.json",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ])
+    );
     assert_eq!(t.download("file1.txt").unwrap(), b"top-level file\n");
     // lazy search: a top-level target loads no delegated role
     assert_eq!(t.meta_files().len(), 4);
     assert_eq!(t.download("a/x.txt").unwrap(), b"from a\n");
-    assert!(t.meta_files().contains(&"a.json".to_string()) && !t.meta_files().contains(&"b.json".to_string()));
+    assert!(
+        t.meta_files().contains(&"a.json".to_string())
+            && !t.meta_files().contains(&"b.json".to_string())
+    );
     assert_eq!(t.download("a/deep/z.txt").unwrap(), b"from a1\n");
     // b is terminating and listed before c: b's copy wins, and c is never searched for b/*
     assert_eq!(t.download("b/y.txt").unwrap(), b"from b\n");
     for missing in ["b/only-c.txt", "b/evil.txt", "nope.txt"] {
         let e = err(t.download(missing), missing);
-        assert!(matches!(e, TrustError::UnknownTarget { ref tag, .. } if tag == missing), "{missing}: {e}");
+        assert!(
+            matches!(e, TrustError::UnknownTarget { ref tag, .. } if tag == missing),
+            "{missing}: {e}"
+        );
     }
     assert_eq!(t.download("c/z.txt").unwrap(), b"from c\n");
     assert_eq!(t.download("h/file.txt").unwrap(), b"found by hash prefix\n");
     // only verified, non-versioned metadata; targets under stable percent-encoded names
-    assert_eq!(t.meta_files(), names(&["a.json", "a1.json", "b.json", "c.json", "hashed.json", "root.json", "snapshot.json", "targets.json", "timestamp.json"]));
+    assert_eq!(
+        t.meta_files(),
+        names(&[
+            "a.json",
+            "a1.json",
+            "b.json",
+            "c.json",
+            "hashed.json",
+            "root.json",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ])
+    );
     assert!(t.target_dir().join("a%2Fdeep%2Fz.txt").is_file());
     // a verified cached target is not downloaded again
     std::fs::remove_dir_all(t.served("targets")).unwrap();
@@ -160,13 +221,23 @@ fn tuf_peer_plain_repository_updates_and_version_check() {
     t.stage("s0");
     assert_eq!(t.download("dir/file.txt").unwrap(), b"version one\n");
     t.stage("s1");
-    assert_eq!(t.download("dir/file.txt").unwrap(), b"version two, longer\n");
+    assert_eq!(
+        t.download("dir/file.txt").unwrap(),
+        b"version two, longer\n"
+    );
     assert_eq!(t.trusted_version("targets"), 3);
     // without hashes in snapshot meta, an old targets.json is caught by its version (5.6.4)
     t.init("s1");
-    std::fs::copy(t.served("metadata/2.targets.json"), t.served("metadata/targets.json")).unwrap();
+    std::fs::copy(
+        t.served("metadata/2.targets.json"),
+        t.served("metadata/targets.json"),
+    )
+    .unwrap();
     let e = err(t.refresh(), "old targets.json");
-    assert!(matches!(e, TrustError::Rollback { ref role, cached: 3, got: 2 } if role == "targets"), "{e}");
+    assert!(
+        matches!(e, TrustError::Rollback { ref role, cached: 3, got: 2 } if role == "targets"),
+        "{e}"
+    );
     assert!(!t.meta_dir().join("targets.json").exists());
 }
 
@@ -183,23 +254,43 @@ fn tuf_peer_attacks_are_refused() {
     // rollback of timestamp, of snapshot (named by a new timestamp), of targets (by a new snapshot)
     t.stage("s0");
     let e = err(t.refresh(), "old timestamp");
-    assert!(matches!(e, TrustError::Rollback { ref role, cached: 3, got: 2 } if role == "timestamp"), "{e}");
+    assert!(
+        matches!(e, TrustError::Rollback { ref role, cached: 3, got: 2 } if role == "timestamp"),
+        "{e}"
+    );
     t.stage("ts_names_old_snapshot");
     let e = err(t.refresh(), "timestamp naming an old snapshot");
-    assert!(matches!(e, TrustError::Rollback { ref role, cached: 3, got: 1 } if role == "snapshot"), "{e}");
+    assert!(
+        matches!(e, TrustError::Rollback { ref role, cached: 3, got: 1 } if role == "snapshot"),
+        "{e}"
+    );
     t.stage("snapshot_names_old_targets");
     let e = err(t.refresh(), "snapshot naming old targets");
-    assert!(matches!(e, TrustError::Rollback { ref role, cached: 3, got: 1 } if role == "targets"), "{e}");
+    assert!(
+        matches!(e, TrustError::Rollback { ref role, cached: 3, got: 1 } if role == "targets"),
+        "{e}"
+    );
     // tampered signature
     t.stage("s1");
     let ts = std::fs::read_to_string(t.served("metadata/timestamp.json")).unwrap();
     let mut v: Value = serde_json::from_str(&ts).unwrap();
     let sig = v["signatures"][0]["sig"].as_str().unwrap().to_string();
-    let flipped = format!("{}{}", if sig.starts_with('0') { '1' } else { '0' }, &sig[1..]);
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('0') { '1' } else { '0' },
+        &sig[1..]
+    );
     v["signatures"][0]["sig"] = Value::String(flipped);
-    std::fs::write(t.served("metadata/timestamp.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+    std::fs::write(
+        t.served("metadata/timestamp.json"),
+        serde_json::to_vec(&v).unwrap(),
+    )
+    .unwrap();
     let e = err(t.refresh(), "tampered timestamp");
-    assert!(matches!(e, TrustError::BadSignature { ref role, .. } if role == "timestamp"), "{e}");
+    assert!(
+        matches!(e, TrustError::BadSignature { ref role, .. } if role == "timestamp"),
+        "{e}"
+    );
     // nothing the attacks needed was trusted: snapshot and targets are still version 3 (the
     // validly signed timestamp v4 of the last rollback stage was kept, as 5.4.5 says)
     assert_eq!(t.trusted_version("timestamp"), 4);
@@ -208,7 +299,10 @@ fn tuf_peer_attacks_are_refused() {
     // under threshold: a new root (v2, properly signed) wants two timestamp signatures
     t.stage("under_threshold");
     let e = err(t.refresh(), "one of two timestamp signatures");
-    assert!(matches!(e, TrustError::Threshold { ref role, have: 1, need: 2 } if role == "timestamp"), "{e}");
+    assert!(
+        matches!(e, TrustError::Threshold { ref role, have: 1, need: 2 } if role == "timestamp"),
+        "{e}"
+    );
     // the new root rotated the timestamp role's keys: cached timestamp and snapshot are gone (5.3.11)
     assert_eq!(t.meta_files(), names(&["root.json", "targets.json"]));
 
@@ -216,31 +310,52 @@ fn tuf_peer_attacks_are_refused() {
     let mismatch = |e: &TrustError, role: &str| matches!(e, TrustError::HashMismatch { what, .. } | TrustError::LengthMismatch { what, .. } if what == role);
     t.init("s0");
     t.stage("s1");
-    std::fs::copy(t.served("metadata/2.snapshot.json"), t.served("metadata/3.snapshot.json")).unwrap();
+    std::fs::copy(
+        t.served("metadata/2.snapshot.json"),
+        t.served("metadata/3.snapshot.json"),
+    )
+    .unwrap();
     let e = err(t.refresh(), "old snapshot bytes");
     assert!(mismatch(&e, "snapshot"), "{e}");
     t.init("s0");
     t.stage("s1");
-    std::fs::copy(t.served("metadata/2.targets.json"), t.served("metadata/3.targets.json")).unwrap();
+    std::fs::copy(
+        t.served("metadata/2.targets.json"),
+        t.served("metadata/3.targets.json"),
+    )
+    .unwrap();
     let e = err(t.refresh(), "old targets bytes");
     assert!(mismatch(&e, "targets"), "{e}");
 
     // wrong target content: same length different bytes, then a shorter file
     t.init("s0");
     t.stage("s1");
-    let blob = std::fs::read_dir(t.served("targets")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".file2.txt")).unwrap();
+    let blob = std::fs::read_dir(t.served("targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".file2.txt"))
+        .unwrap();
     std::fs::write(&blob, b"TWO\n").unwrap();
     let e = err(t.download("file2.txt"), "altered target");
-    assert!(matches!(e, TrustError::HashMismatch { ref what, .. } if what == "file2.txt"), "{e}");
+    assert!(
+        matches!(e, TrustError::HashMismatch { ref what, .. } if what == "file2.txt"),
+        "{e}"
+    );
     std::fs::write(&blob, b"tw").unwrap();
     let e = err(t.download("file2.txt"), "short target");
-    assert!(matches!(e, TrustError::LengthMismatch { ref what, expected: 4, actual: 2 } if what == "file2.txt"), "{e}");
+    assert!(
+        matches!(e, TrustError::LengthMismatch { ref what, expected: 4, actual: 2 } if what == "file2.txt"),
+        "{e}"
+    );
     assert!(!t.target_dir().join("file2.txt").exists());
 
     // freeze: the timestamp expires after 7 days
     t.stage("s1");
     let e = err(t.refresh_at(8), "expired timestamp");
-    assert!(matches!(e, TrustError::Expired { ref role, .. } if role == "timestamp"), "{e}");
+    assert!(
+        matches!(e, TrustError::Expired { ref role, .. } if role == "timestamp"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -252,7 +367,10 @@ fn tuf_peer_expired_root_snapshot_and_targets() {
         t.stage("s0");
         t.refresh().unwrap();
         let e = err(t.refresh_at(4), role);
-        assert!(matches!(e, TrustError::Expired { role: ref r, .. } if r == role), "{role}: {e}");
+        assert!(
+            matches!(e, TrustError::Expired { role: ref r, .. } if r == role),
+            "{role}: {e}"
+        );
     }
 }
 
@@ -266,7 +384,10 @@ fn tuf_peer_key_rotation_and_root_attacks() {
     // root key A -> B, timestamp key rotated and its version restarted at 1 (5.3.11)
     t.stage("s1");
     t.refresh().unwrap();
-    assert_eq!((t.trusted_version("root"), t.trusted_version("timestamp")), (3, 1));
+    assert_eq!(
+        (t.trusted_version("root"), t.trusted_version("timestamp")),
+        (3, 1)
+    );
     assert_eq!(t.download("file1.txt").unwrap(), b"one\n");
     // a second rotation B -> C
     t.stage("s2");
@@ -283,12 +404,39 @@ fn tuf_peer_key_rotation_and_root_attacks() {
     t.refresh().unwrap();
     t.stage("not_signed_by_old");
     let e = err(t.refresh(), "root not signed by the old root");
-    assert!(matches!(e, TrustError::RootRotation { from: 3, to: 4, signer: RootSigner::Old, have: 0, need: 1 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TrustError::RootRotation {
+                from: 3,
+                to: 4,
+                signer: RootSigner::Old,
+                have: 0,
+                need: 1
+            }
+        ),
+        "{e}"
+    );
     t.stage("not_signed_by_new");
     let e = err(t.refresh(), "root not signed by its own keys");
-    assert!(matches!(e, TrustError::RootRotation { from: 3, to: 4, signer: RootSigner::New, have: 0, need: 1 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TrustError::RootRotation {
+                from: 3,
+                to: 4,
+                signer: RootSigner::New,
+                have: 0,
+                need: 1
+            }
+        ),
+        "{e}"
+    );
     t.stage("replayed_root");
     let e = err(t.refresh(), "root v3 served as v4");
-    assert!(matches!(e, TrustError::Rollback { ref role, cached: 3, got: 3 } if role == "root"), "{e}");
+    assert!(
+        matches!(e, TrustError::Rollback { ref role, cached: 3, got: 3 } if role == "root"),
+        "{e}"
+    );
     assert_eq!(t.trusted_version("root"), 3);
 }

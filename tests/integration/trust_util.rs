@@ -14,7 +14,9 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName};
+use openssl::x509::extension::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+};
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
 
 use rrun::trust::{HttpOptions, HttpTransport, Result as TrustResult, Transport};
@@ -22,28 +24,40 @@ use rrun::trust::{HttpOptions, HttpTransport, Result as TrustResult, Transport};
 /// Fail (never skip) when a peer binary is missing.
 pub fn require_binary(name: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
     });
     found.unwrap_or_else(|| panic!("{name} not found: run `make deps` (apt-get install {package})"))
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16, child: &mut Child, what: &str, log: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("{what} exited with {status}: {}", std::fs::read_to_string(log).unwrap_or_default()));
+            return Err(format!(
+                "{what} exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            ));
         }
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("{what} did not listen on {port}: {}", std::fs::read_to_string(log).unwrap_or_default()))
+    Err(format!(
+        "{what} did not listen on {port}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    ))
 }
 
 fn kill_all(children: &mut [Child]) {
@@ -54,7 +68,10 @@ fn kill_all(children: &mut [Child]) {
 }
 
 pub fn p256() -> PKey<Private> {
-    PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap()).unwrap()
+    PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap()
 }
 
 /// A self-signed leaf certificate (delegation keys given as x509, the notary-CLI style).
@@ -70,23 +87,60 @@ fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, 
     b.set_version(2).unwrap();
     let mut serial = BigNum::new().unwrap();
     serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
     b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&name)).unwrap();
+    b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&name))
+        .unwrap();
     b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap())
+        .unwrap();
     if ca {
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
-        b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build().unwrap()).unwrap();
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
     } else {
-        b.append_extension(BasicConstraints::new().critical().build().unwrap()).unwrap();
-        b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build().unwrap()).unwrap();
-        b.append_extension(ExtendedKeyUsage::new().server_auth().client_auth().build().unwrap()).unwrap();
-        let san = SubjectAlternativeName::new().ip("127.0.0.1").dns("localhost").build(&b.x509v3_context(issuer.map(|(c, _)| c.as_ref()), None)).unwrap();
+        b.append_extension(BasicConstraints::new().critical().build().unwrap())
+            .unwrap();
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .digital_signature()
+                .key_encipherment()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        b.append_extension(
+            ExtendedKeyUsage::new()
+                .server_auth()
+                .client_auth()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let san = SubjectAlternativeName::new()
+            .ip("127.0.0.1")
+            .dns("localhost")
+            .build(&b.x509v3_context(issuer.map(|(c, _)| c.as_ref()), None))
+            .unwrap();
         b.append_extension(san).unwrap();
     }
-    b.sign(issuer.map(|(_, k)| k).unwrap_or(key), MessageDigest::sha256()).unwrap();
+    b.sign(
+        issuer.map(|(_, k)| k).unwrap_or(key),
+        MessageDigest::sha256(),
+    )
+    .unwrap();
     b.build()
 }
 
@@ -136,13 +190,22 @@ impl NotaryServer {
             let k = p256();
             let c = cert(&format!("notary-{name}"), &k, Some((&ca, &ca_key)), false);
             std::fs::write(d.join(format!("certs/{name}.crt")), c.to_pem().unwrap()).unwrap();
-            std::fs::write(d.join(format!("certs/{name}.key")), k.private_key_to_pem_pkcs8().unwrap()).unwrap();
+            std::fs::write(
+                d.join(format!("certs/{name}.key")),
+                k.private_key_to_pem_pkcs8().unwrap(),
+            )
+            .unwrap();
         }
         let mut last = String::new();
         for _ in 0..3 {
             match Self::launch(d, &server_bin, &signer_bin) {
                 Ok((children, url)) => {
-                    let s = NotaryServer { ca: d.join("certs/root-ca.crt"), url, children, dir };
+                    let s = NotaryServer {
+                        ca: d.join("certs/root-ca.crt"),
+                        url,
+                        children,
+                        dir,
+                    };
                     s.wait_healthy();
                     let cfg = format!(
                         r#"{{"trust_dir": "{}", "remote_server": {{"url": "{}", "root_ca": "{}"}}}}"#,
@@ -160,7 +223,11 @@ impl NotaryServer {
     }
 
     /// Start signer then server on fresh ports; on failure nothing is left running.
-    fn launch(d: &Path, server_bin: &Path, signer_bin: &Path) -> Result<(Vec<Child>, String), String> {
+    fn launch(
+        d: &Path,
+        server_bin: &Path,
+        signer_bin: &Path,
+    ) -> Result<(Vec<Child>, String), String> {
         let (signer_port, server_port) = (free_port(), free_port());
         std::fs::write(
             d.join("conf/signer.json"),
@@ -194,7 +261,12 @@ impl NotaryServer {
                 .map_err(|e| format!("cannot run {}: {e}", bin.display()))
         };
         let mut children = vec![spawn(signer_bin, "signer.json", "logs/signer.log")?];
-        if let Err(e) = wait_port(signer_port, &mut children[0], "notary-signer", &d.join("logs/signer.log.err")) {
+        if let Err(e) = wait_port(
+            signer_port,
+            &mut children[0],
+            "notary-signer",
+            &d.join("logs/signer.log.err"),
+        ) {
             kill_all(&mut children);
             return Err(e);
         }
@@ -205,7 +277,12 @@ impl NotaryServer {
                 return Err(e);
             }
         }
-        if let Err(e) = wait_port(server_port, &mut children[1], "notary-server", &d.join("logs/server.log.err")) {
+        if let Err(e) = wait_port(
+            server_port,
+            &mut children[1],
+            "notary-server",
+            &d.join("logs/server.log.err"),
+        ) {
             kill_all(&mut children);
             return Err(e);
         }
@@ -226,7 +303,11 @@ impl NotaryServer {
 
     /// An rrun HTTP transport trusting the test CA.
     pub fn http(&self) -> HttpTransport {
-        HttpTransport::new(&HttpOptions { ca_file: Some(self.ca.clone()), ..HttpOptions::default() }).unwrap()
+        HttpTransport::new(&HttpOptions {
+            ca_file: Some(self.ca.clone()),
+            ..HttpOptions::default()
+        })
+        .unwrap()
     }
 
     /// The notary CLI's trust dir.
@@ -237,7 +318,12 @@ impl NotaryServer {
     /// Run the real notary CLI; panics with its output on failure.
     pub fn notary(&self, args: &[&str]) -> String {
         let out = self.notary_raw(args, None);
-        assert!(out.status.success(), "notary {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "notary {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -245,13 +331,29 @@ impl NotaryServer {
     pub fn notary_raw(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let cfg = self.dir.path().join("client/config.json");
         let mut cmd = Command::new("notary");
-        cmd.arg("-c").arg(&cfg).arg("-d").arg(self.cli_trust_dir()).args(args).current_dir(self.dir.path());
+        cmd.arg("-c")
+            .arg(&cfg)
+            .arg("-d")
+            .arg(self.cli_trust_dir())
+            .args(args)
+            .current_dir(self.dir.path());
         cmd.envs(NOTARY_ENV.iter().copied());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run notary");
         if let Some(input) = stdin {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -263,7 +365,9 @@ impl NotaryServer {
 
     /// GET a metadata file straight from the server.
     pub fn get(&self, gun: &str, name: &str) -> Vec<u8> {
-        self.http().fetch(&format!("{}{name}", self.tuf_url(gun)), 1 << 20).unwrap()
+        self.http()
+            .fetch(&format!("{}{name}", self.tuf_url(gun)), 1 << 20)
+            .unwrap()
     }
 
     /// `notary init GUN` + snapshot key moved to the server (as docker does) + publish.
@@ -286,13 +390,24 @@ impl NotaryServer {
     }
 
     /// A private key of the notary CLI's trust dir for `role` of `gun`, decrypted.
-    pub fn cli_private_key(&self, gun: &str, role: &str, pass: &str) -> rrun::trust::keys::SigningKey {
+    pub fn cli_private_key(
+        &self,
+        gun: &str,
+        role: &str,
+        pass: &str,
+    ) -> rrun::trust::keys::SigningKey {
         let dir = self.cli_trust_dir().join("private");
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text.contains(&format!("role: {role}\n")) && (role == "root" || text.contains(&format!("gun: {gun}\n"))) {
-                return rrun::trust::keys::SigningKey::from_pem(text.as_bytes(), Some(pass.as_bytes())).unwrap();
+            if text.contains(&format!("role: {role}\n"))
+                && (role == "root" || text.contains(&format!("gun: {gun}\n")))
+            {
+                return rrun::trust::keys::SigningKey::from_pem(
+                    text.as_bytes(),
+                    Some(pass.as_bytes()),
+                )
+                .unwrap();
             }
         }
         panic!("no {role} key for {gun} in {}", dir.display())
@@ -317,7 +432,11 @@ impl std::fmt::Debug for Mitm {
 
 impl Mitm {
     pub fn new(inner: HttpTransport) -> Arc<Mitm> {
-        Arc::new(Mitm { inner, rules: Mutex::new(Vec::new()), log: Mutex::new(Vec::new()) })
+        Arc::new(Mitm {
+            inner,
+            rules: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+        })
     }
 
     /// Serve `bytes` for any URL whose path ends with `suffix` (after `/_trust/tuf/`).
@@ -326,8 +445,15 @@ impl Mitm {
     }
 
     /// Rewrite responses of URLs whose last path part starts with `prefix`.
-    pub fn rewrite(&self, prefix: &str, f: impl Fn(&str, Vec<u8>) -> Vec<u8> + Send + Sync + 'static) {
-        self.rules.lock().unwrap().push((prefix.to_string(), Box::new(f)));
+    pub fn rewrite(
+        &self,
+        prefix: &str,
+        f: impl Fn(&str, Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
+    ) {
+        self.rules
+            .lock()
+            .unwrap()
+            .push((prefix.to_string(), Box::new(f)));
     }
 
     pub fn clear(&self) {
@@ -340,11 +466,18 @@ impl Transport for Mitm {
         self.log.lock().unwrap().push(url.to_string());
         let name = url.split("/_trust/tuf/").nth(1).unwrap_or("");
         let rules = self.rules.lock().unwrap();
-        if let Some((_, f)) = rules.iter().rev().find(|(p, _)| name.starts_with(p.as_str())) {
+        if let Some((_, f)) = rules
+            .iter()
+            .rev()
+            .find(|(p, _)| name.starts_with(p.as_str()))
+        {
             let original = self.inner.fetch(url, 1 << 20).unwrap_or_default();
             let out = f(name, original);
             if out.len() as u64 > max_size {
-                return Err(rrun::trust::TrustError::TooLarge { url: url.into(), max: max_size });
+                return Err(rrun::trust::TrustError::TooLarge {
+                    url: url.into(),
+                    max: max_size,
+                });
             }
             return Ok(out);
         }
@@ -352,7 +485,13 @@ impl Transport for Mitm {
         self.inner.fetch(url, max_size)
     }
 
-    fn post(&self, url: &str, content_type: &str, body: &[u8], max_size: u64) -> TrustResult<Vec<u8>> {
+    fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &[u8],
+        max_size: u64,
+    ) -> TrustResult<Vec<u8>> {
         self.inner.post(url, content_type, body, max_size)
     }
 }
@@ -367,10 +506,29 @@ pub fn tuf_python() -> PathBuf {
     let ready = venv.join(".tuf-ready");
     if !ready.exists() {
         let _ = std::fs::remove_dir_all(&venv);
-        let st = Command::new(&python3).args(["-m", "venv"]).arg(&venv).status().unwrap();
-        assert!(st.success(), "python3 -m venv failed: run `make deps` (apt-get install python3-venv)");
-        let out = Command::new(venv.join("bin/pip")).args(["install", "-q", "tuf==7.0.1", "securesystemslib[crypto]==1.6.0"]).output().unwrap();
-        assert!(out.status.success(), "pip install tuf failed (PyPI must be reachable): {}", String::from_utf8_lossy(&out.stderr));
+        let st = Command::new(&python3)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "python3 -m venv failed: run `make deps` (apt-get install python3-venv)"
+        );
+        let out = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "-q",
+                "tuf==7.0.1",
+                "securesystemslib[crypto]==1.6.0",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pip install tuf failed (PyPI must be reachable): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::write(&ready, b"").unwrap();
     }
     py
@@ -395,7 +553,13 @@ impl HttpServer {
         for _ in 0..3 {
             let port = free_port();
             let mut child = Command::new(&python3)
-                .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+                .args([
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    "127.0.0.1",
+                    &port.to_string(),
+                ])
                 .current_dir(dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -408,7 +572,10 @@ impl HttpServer {
                     break;
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return HttpServer { url: format!("http://127.0.0.1:{port}"), child };
+                    return HttpServer {
+                        url: format!("http://127.0.0.1:{port}"),
+                        child,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
