@@ -155,6 +155,10 @@ pub enum TrustError {
     #[error("no signing key for {gun}: {reason}")]
     NoSigningKey { gun: String, reason: String },
 
+    /// The server has no repository but a root is pinned for it locally.
+    #[error("the trust server has no data for {gun} but its root is pinned in {}: if the repository was deleted on purpose, remove that directory", path.display())]
+    PinnedRootConflict { gun: String, path: PathBuf },
+
     /// A name (GUN, role, target, key name) that is not acceptable.
     #[error("invalid {kind} {name:?}: {reason}")]
     InvalidName {

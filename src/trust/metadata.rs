@@ -636,6 +636,15 @@ pub fn parse_targets(dialect: Dialect, role: &str, signed: &Value) -> Result<Tar
             let mut roles = Vec::new();
             let mut names = std::collections::BTreeSet::new();
             for r in d.roles.unwrap_or_default() {
+                // A delegated role named like a top-level role would shadow it (in caches too).
+                if ["root", "timestamp", "snapshot", "targets"].contains(&r.name.as_str())
+                    || r.name.is_empty()
+                {
+                    return Err(TrustError::meta(
+                        role,
+                        format!("delegated role name {:?} is reserved", r.name),
+                    ));
+                }
                 if !names.insert(r.name.clone()) {
                     return Err(TrustError::meta(
                         role,

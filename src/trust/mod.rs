@@ -21,7 +21,7 @@ pub mod verify;
 pub use client::{Limits, Verified};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Result, RootSigner, TrustError};
-pub use notary::{Gun, NotaryClient, NotaryRepo, TrustRoot, TrustedTarget};
+pub use notary::{default_trust_server, Gun, NotaryClient, NotaryRepo, TrustRoot, TrustedTarget};
 pub use sign::{KeyStore, NotarySigner, Passphrases, SignOutcome};
 pub use transport::{FilesystemTransport, HttpOptions, HttpTransport, PlainHttp, Transport};
 pub use tuf::{tuf_download, tuf_init, tuf_refresh};

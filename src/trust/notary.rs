@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 use super::cache::{Layout, MetadataCache};
 use super::client::{sha256_hex, Limits, Updater, Verified};
 use super::clock::Clock;
+use super::clock::SystemClock;
 use super::error::{Result, TrustError};
 use super::metadata::{Dialect, Root, Snapshot, Targets, Timestamp};
-use super::transport::Transport;
+use super::transport::{HttpOptions, HttpTransport, Transport};
 use super::verify::check_length_and_hashes;
 
 /// The role docker reads signed tags from first.
@@ -245,6 +246,17 @@ pub struct NotaryClient {
     limits: Limits,
 }
 
+/// The trust server docker used for a registry: `https://notary.docker.io` for Docker Hub,
+/// else `https://<registry host[:port]>`.
+pub fn default_trust_server(registry_host: &str) -> String {
+    match registry_host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
+            "https://notary.docker.io".to_string()
+        }
+        host => format!("https://{host}"),
+    }
+}
+
 /// True for a name Notary accepts as a delegation directly below `parent`.
 pub fn is_direct_child(parent: &str, name: &str) -> bool {
     let valid = name.len() < 256
@@ -279,6 +291,17 @@ impl NotaryClient {
                 ..Limits::default()
             },
         }
+    }
+
+    /// A client over HTTPS (plain http only for loopback servers unless `opts` allow it),
+    /// with the system clock.
+    pub fn https(server: &str, cache_dir: &Path, opts: &HttpOptions) -> Result<Self> {
+        Ok(Self::new(
+            server,
+            cache_dir,
+            Arc::new(HttpTransport::new(opts)?),
+            Arc::new(SystemClock),
+        ))
     }
 
     /// Choose where trust in the root comes from.
@@ -471,8 +494,8 @@ fn rotate_from_snapshot(u: &mut Updater<'_>) -> Result<()> {
     u.load_cached()
 }
 
-/// Pre-order walk of the delegation tree (list order, children before later siblings), loading
-/// every delegated role the snapshot lists. Expired or under-threshold delegations are skipped
+/// Walk of the delegation tree from `targets` (each parent's children in list order), loading
+/// every delegated role the snapshot lists, as the notary client downloads the whole tree. Expired or under-threshold delegations are skipped
 /// with a warning, as Notary does; any other failure fails the update.
 fn walk_delegations(u: &mut Updater<'_>, scopes: &mut BTreeMap<String, Vec<String>>) -> Result<()> {
     let mut stack: Vec<String> = vec!["targets".to_string()];
@@ -562,5 +585,17 @@ mod tests {
         assert!(!is_direct_child("targets", "targetsx/a"));
         assert!(!is_direct_child("targets", "targets/"));
         assert!(!is_direct_child("targets", "targets/a.b"));
+    }
+
+    #[test]
+    fn trust_server_defaults() {
+        assert_eq!(
+            default_trust_server("docker.io"),
+            "https://notary.docker.io"
+        );
+        assert_eq!(
+            default_trust_server("127.0.0.1:5000"),
+            "https://127.0.0.1:5000"
+        );
     }
 }

@@ -155,6 +155,33 @@ impl KeyStore {
         restrict_dir(&self_private_dir(path))
     }
 
+    /// Key files that group or others can read (the caller warns about them).
+    pub fn exposed_key_files(&self) -> Vec<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Vec::new();
+        let mut dirs = vec![self.private()];
+        while let Some(d) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                match e.metadata() {
+                    Ok(m) if m.is_dir() => dirs.push(p),
+                    Ok(m)
+                        if p.extension().is_some_and(|x| x == "key")
+                            && m.permissions().mode() & 0o077 != 0 =>
+                    {
+                        out.push(p)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// The root key, created on first use.
     pub fn root_key(&self, pass: &Passphrases) -> Result<SigningKey> {
         let path = self.root_path();
@@ -465,6 +492,16 @@ impl<'a> NotarySigner<'a> {
     /// and the initial targets role to be published together.
     fn initialize(&self, gun: &Gun) -> Result<(Vec<u8>, Editing, SigningKey)> {
         let now = self.client.clock().now();
+        // The server says the repository does not exist. If a root is pinned for it, that is
+        // either a server that lost its data or an attacker hiding the repository: never
+        // replace the pin silently.
+        let cache = self.client.cache(gun);
+        if cache.load("root")?.is_some() {
+            return Err(TrustError::PinnedRootConflict {
+                gun: gun.to_string(),
+                path: cache.dir().to_path_buf(),
+            });
+        }
         let root_key = self.keys.root_key(&self.pass)?;
         let targets_key = match self.keys.targets_key(gun, &self.pass)? {
             Some(k) => k,
@@ -486,10 +523,7 @@ impl<'a> NotarySigner<'a> {
             "version": 1,
         });
         let root_bytes = sign_envelope(&root, &[(&root_id, &root_key)])?;
-        // The repository anchor is the root we just made: pin it (a stale pin from a server
-        // that lost its data would otherwise refuse our own repository).
-        let cache = self.client.cache(gun);
-        let _ = std::fs::remove_dir_all(cache.dir());
+        // The repository anchor is the root we just made: pin it.
         cache.store("root", &root_bytes)?;
         Ok((
             root_bytes,
@@ -894,5 +928,51 @@ mod tests {
             ks.signer_for(&pk, &wrong),
             Err(TrustError::Passphrase { .. })
         ));
+    }
+
+    #[test]
+    fn exposed_key_files_are_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let ks = KeyStore::new(d.path());
+        let pass = Passphrases {
+            root: None,
+            repository: Some(Zeroizing::new("pw".into())),
+        };
+        ks.generate_signer("alice", &pass).unwrap();
+        assert!(ks.exposed_key_files().is_empty());
+        let key = d.path().join("private/signers/alice.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(ks.exposed_key_files(), vec![key]);
+    }
+
+    #[test]
+    fn a_missing_repository_never_replaces_a_pinned_root() {
+        use std::sync::Arc;
+        let server = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let gun = "example.com/app";
+        std::fs::create_dir_all(cache.path().join(gun)).unwrap();
+        std::fs::write(cache.path().join(gun).join("root.json"), b"{}").unwrap();
+        let client = NotaryClient::new(
+            &format!("file://{}", server.path().display()),
+            cache.path(),
+            Arc::new(super::super::transport::FilesystemTransport),
+            Arc::new(super::super::clock::SystemClock),
+        );
+        let trust = tempfile::tempdir().unwrap();
+        let pass = Passphrases {
+            root: Some(Zeroizing::new("r".into())),
+            repository: Some(Zeroizing::new("p".into())),
+        };
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let e = NotarySigner::new(&client, trust.path(), pass)
+            .sign(gun, "v1", &digest, 1)
+            .unwrap_err();
+        assert!(matches!(e, TrustError::PinnedRootConflict { .. }), "{e}");
+        assert_eq!(
+            std::fs::read(cache.path().join(gun).join("root.json")).unwrap(),
+            b"{}"
+        );
     }
 }

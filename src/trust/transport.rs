@@ -34,6 +34,19 @@ pub enum PlainHttp {
     Anywhere,
 }
 
+/// User name and password for the trust server's token service (docker `config.json` login).
+#[derive(Clone)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BasicAuth({}, <password>)", self.username)
+    }
+}
+
 /// Settings of the HTTP transport.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -43,6 +56,8 @@ pub struct HttpOptions {
     pub plain_http: PlainHttp,
     /// Overall time limit of one request.
     pub timeout: Duration,
+    /// Credentials for bearer-token challenges (anonymous tokens without them).
+    pub credentials: Option<BasicAuth>,
 }
 
 impl Default for HttpOptions {
@@ -51,15 +66,57 @@ impl Default for HttpOptions {
             ca_file: None,
             plain_http: PlainHttp::LoopbackOnly,
             timeout: Duration::from_secs(60),
+            credentials: None,
         }
     }
 }
 
-/// HTTP(S) transport on a blocking ureq agent. Redirects are not followed.
+/// HTTP(S) transport on a blocking ureq agent. Redirects are not followed. A `401` with a
+/// `Bearer` challenge (Docker Hub's notary, registries' token auth) is answered by fetching a
+/// token from the challenge's realm and retrying once.
 #[derive(Debug)]
 pub struct HttpTransport {
     agent: ureq::Agent,
     plain_http: PlainHttp,
+    credentials: Option<BasicAuth>,
+    token: std::sync::Mutex<Option<zeroize::Zeroizing<String>>>,
+}
+
+/// Cap on token-service responses.
+const TOKEN_CAP: u64 = 1 << 20;
+
+/// The parameters of a `WWW-Authenticate: Bearer realm="..",service="..",scope=".."` header.
+fn parse_bearer(header: &str) -> Option<Vec<(String, String)>> {
+    let rest = header
+        .trim()
+        .strip_prefix("Bearer ")
+        .or_else(|| header.trim().strip_prefix("bearer "))?;
+    let mut out = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+        if key.is_empty() || chars.next() != Some('=') {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
+        }
+        out.push((key.trim().to_ascii_lowercase(), value));
+    }
+    out.iter().any(|(k, _)| k == "realm").then_some(out)
 }
 
 impl HttpTransport {
@@ -92,7 +149,118 @@ impl HttpTransport {
         Ok(HttpTransport {
             agent: config.new_agent(),
             plain_http: opts.plain_http,
+            credentials: opts.credentials.clone(),
+            token: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Send one request (GET without a body, POST with one), answering a bearer challenge.
+    fn send(
+        &self,
+        url: &str,
+        post: Option<(&str, &[u8])>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        self.check_scheme(url)?;
+        let attempt = |token: Option<&str>| {
+            let res = match post {
+                None => {
+                    let mut req = self.agent.get(url);
+                    if let Some(t) = token {
+                        req = req.header("Authorization", &format!("Bearer {t}"));
+                    }
+                    req.call()
+                }
+                Some((content_type, body)) => {
+                    let mut req = self.agent.post(url).header("Content-Type", content_type);
+                    if let Some(t) = token {
+                        req = req.header("Authorization", &format!("Bearer {t}"));
+                    }
+                    req.send(body)
+                }
+            };
+            res.map_err(|e| TrustError::Transport {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })
+        };
+        let cached = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let resp = attempt(cached.as_deref().map(|s| s.as_str()))?;
+        if resp.status().as_u16() != 401 {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(parse_bearer);
+        let Some(params) = challenge else {
+            return Ok(resp);
+        };
+        let token = self.fetch_token(url, &params)?;
+        let resp = attempt(Some(token.as_str()))?;
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
+        Ok(resp)
+    }
+
+    /// Get a token from the challenge's realm (`GET realm?service=..&scope=..`).
+    fn fetch_token(
+        &self,
+        url: &str,
+        params: &[(String, String)],
+    ) -> Result<zeroize::Zeroizing<String>> {
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let realm = get("realm").unwrap_or_default();
+        self.check_scheme(realm)?;
+        let mut query = Vec::new();
+        for key in ["service", "scope"] {
+            if let Some(v) = get(key) {
+                query.push(format!("{key}={}", super::cache::percent_encode_all(v)));
+            }
+        }
+        let token_url = if query.is_empty() {
+            realm.to_string()
+        } else {
+            format!("{realm}?{}", query.join("&"))
+        };
+        let mut req = self.agent.get(&token_url);
+        if let Some(c) = &self.credentials {
+            use base64::Engine as _;
+            let raw = zeroize::Zeroizing::new(format!("{}:{}", c.username, c.password.as_str()));
+            let b64 = zeroize::Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()),
+            );
+            req = req.header("Authorization", &format!("Basic {}", b64.as_str()));
+        }
+        let resp = req.call().map_err(|e| TrustError::Transport {
+            url: token_url.clone(),
+            reason: e.to_string(),
+        })?;
+        let body =
+            zeroize::Zeroizing::new(Self::finish(&token_url, resp, TOKEN_CAP).map_err(|e| {
+                TrustError::Transport {
+                    url: url.to_string(),
+                    reason: format!("authentication failed: {e}"),
+                }
+            })?);
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| TrustError::Transport {
+                url: token_url.clone(),
+                reason: format!("bad token response: {e}"),
+            })?;
+        let token = v["token"]
+            .as_str()
+            .or_else(|| v["access_token"].as_str())
+            .ok_or_else(|| TrustError::Transport {
+                url: token_url.clone(),
+                reason: "token response has no token".into(),
+            })?;
+        Ok(zeroize::Zeroizing::new(token.to_string()))
     }
 
     fn check_scheme(&self, url: &str) -> Result<()> {
@@ -171,29 +339,12 @@ fn is_loopback_authority(rest: &str) -> bool {
 
 impl Transport for HttpTransport {
     fn fetch(&self, url: &str, max_size: u64) -> Result<Vec<u8>> {
-        self.check_scheme(url)?;
-        let resp = self
-            .agent
-            .get(url)
-            .call()
-            .map_err(|e| TrustError::Transport {
-                url: url.to_string(),
-                reason: e.to_string(),
-            })?;
+        let resp = self.send(url, None)?;
         Self::finish(url, resp, max_size)
     }
 
     fn post(&self, url: &str, content_type: &str, body: &[u8], max_size: u64) -> Result<Vec<u8>> {
-        self.check_scheme(url)?;
-        let resp = self
-            .agent
-            .post(url)
-            .header("Content-Type", content_type)
-            .send(body)
-            .map_err(|e| TrustError::Transport {
-                url: url.to_string(),
-                reason: e.to_string(),
-            })?;
+        let resp = self.send(url, Some((content_type, body)))?;
         let status = resp.status().as_u16();
         match Self::finish(url, resp, max_size) {
             Err(TrustError::NotFound { .. }) => Err(TrustError::Publish {
@@ -293,5 +444,76 @@ mod tests {
             .fetch(&missing, 9)
             .unwrap_err()
             .is_not_found());
+    }
+
+    #[test]
+    fn bearer_challenges() {
+        let p = parse_bearer(r#"Bearer realm="https://auth.docker.io/token",service="notary.docker.io",scope="repository:docker.io/library/busybox:pull,push""#).unwrap();
+        assert_eq!(
+            p[0],
+            ("realm".into(), "https://auth.docker.io/token".into())
+        );
+        assert_eq!(
+            p[2],
+            (
+                "scope".into(),
+                "repository:docker.io/library/busybox:pull,push".into()
+            )
+        );
+        assert!(parse_bearer("Basic realm=\"x\"").is_none());
+    }
+
+    /// A loopback server that wants a bearer token, and its token service.
+    #[test]
+    fn answers_a_bearer_challenge_once() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..4 {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                        break;
+                    }
+                    request.push_str(&line);
+                }
+                let first = request.lines().next().unwrap_or("").to_string();
+                let authed = request
+                    .to_ascii_lowercase()
+                    .contains("authorization: bearer tok123");
+                let (status, extra, body) = if first
+                    .starts_with("GET /token?service=notary&scope=repository%3Aa%2Fb%3Apull ")
+                {
+                    ("200 OK", String::new(), r#"{"token":"tok123"}"#.to_string())
+                } else if authed {
+                    ("200 OK", String::new(), "metadata".to_string())
+                } else {
+                    let h = format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"notary\",scope=\"repository:a/b:pull\"\r\n");
+                    ("401 Unauthorized", h, String::new())
+                };
+                seen.push(format!("{first} authed={authed}"));
+                let mut s = stream;
+                write!(s, "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+            }
+            seen
+        });
+        let t = HttpTransport::new(&HttpOptions::default()).unwrap();
+        let url = format!("http://127.0.0.1:{port}/v2/a/b/_trust/tuf/root.json");
+        assert_eq!(t.fetch(&url, 100).unwrap(), b"metadata");
+        // the token is reused for the next request
+        assert_eq!(t.fetch(&url, 100).unwrap(), b"metadata");
+        let seen = server.join().unwrap();
+        assert_eq!(seen.len(), 4);
+        assert!(
+            seen[0].ends_with("authed=false")
+                && seen[2].ends_with("authed=true")
+                && seen[3].ends_with("authed=true"),
+            "{seen:?}"
+        );
     }
 }

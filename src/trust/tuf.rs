@@ -285,4 +285,18 @@ mod tests {
         };
         assert!(role_matches(&role, "file.txt"));
     }
+
+    #[test]
+    fn delegations_may_not_shadow_top_level_roles() {
+        let signed = serde_json::json!({
+            "_type": "targets", "spec_version": "1.0.31", "version": 1,
+            "expires": "2030-01-01T00:00:00Z", "targets": {},
+            "delegations": {"keys": {}, "roles": [
+                {"name": "snapshot", "keyids": [], "threshold": 1, "paths": ["*"], "terminating": false}
+            ]},
+        });
+        let e =
+            super::super::metadata::parse_targets(Dialect::Tuf, "targets", &signed).unwrap_err();
+        assert!(e.to_string().contains("reserved"), "{e}");
+    }
 }
