@@ -427,9 +427,6 @@ impl<'a> Updater<'a> {
     /// 5.6 update the top-level targets role, or (5.6.x for delegations) the delegated `role`
     /// whose keys are listed by `parent` (already loaded).
     pub fn load_targets(&mut self, role: &str, parent: Option<&str>) -> Result<()> {
-        if self.targets.contains_key(role) {
-            return Ok(());
-        }
         let now = self.clock.now();
         let sn = self.trusted_snapshot()?;
         check_expiry("snapshot", sn.meta.expires, now)?;
@@ -467,6 +464,13 @@ impl<'a> Updater<'a> {
                     (d.keys.clone(), dr.keys.clone())
                 }
             };
+        if let Some(loaded) = self.targets.get(role) {
+            // Loaded already, maybe through another delegator: it must also verify against
+            // this delegator's keys, or it would inherit authority from the other path.
+            let env = parse_envelope(&loaded.raw, self.dialect, role)?;
+            verify_threshold(self.dialect, role, &env, &keys, &role_keys)?;
+            return Ok(());
+        }
         let verify = |bytes: &[u8]| -> Result<Verified<Targets>> {
             let env = parse_envelope(bytes, self.dialect, role)?;
             let t = parse_targets(self.dialect, role, &env.signed)?;
@@ -505,8 +509,10 @@ impl<'a> Updater<'a> {
         // 5.6.2 check against the snapshot role's hashes and length (mix-and-match).
         check_length_and_hashes(role, &bytes, meta.length, &meta.hashes)?;
         let new = verify(&bytes)?;
-        // Rollback: never below the cached version (Notary has no versions in snapshot meta).
-        if let Some(old) = &cached {
+        // Rollback, Notary: never below the cached version (its snapshot meta has no versions).
+        // TUF protects targets through the snapshot's versions (5.5.5 above) instead, which
+        // lets a snapshot key rotation recover from a fast-forward attack on targets.
+        if let (Dialect::Notary, Some(old)) = (self.dialect, &cached) {
             check_not_older(role, old.meta.version, new.meta.version)?;
         }
         // 5.6.4 check against the snapshot role's version.

@@ -104,6 +104,20 @@ pub fn parse_envelope(bytes: &[u8], dialect: Dialect, role: &str) -> Result<Enve
     }
     let message = canonical_json(&raw.signed)
         .map_err(|_| TrustError::meta(role, "\"signed\" is not canonical JSON material"))?;
+    if dialect == Dialect::Tuf {
+        // "The keyid MUST be unique in the signatures array" (TUF 4.2).
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = raw
+            .signatures
+            .iter()
+            .find(|s| !seen.insert(s.keyid.as_str()))
+        {
+            return Err(TrustError::meta(
+                role,
+                format!("two signatures by key {}", dup.keyid),
+            ));
+        }
+    }
     let signatures = raw
         .signatures
         .into_iter()

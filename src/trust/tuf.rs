@@ -83,28 +83,44 @@ pub fn tuf_refresh(
     refresh_top_level(&mut u)
 }
 
-/// `download`: refresh, find `target_name` through the delegation search, and store it (after
-/// checking length and hashes) as `target_dir/<percent-encoded name>`, which is returned. A
-/// cached file with the right length and hashes is not downloaded again.
+/// `download`: refresh once, then for each name in order find it through the delegation search
+/// and store it (after checking length and hashes) as `target_dir/<percent-encoded name>`.
+/// Returns the stored paths; stops at the first failure. A cached file with the right length
+/// and hashes is not downloaded again.
 pub fn tuf_download(
     metadata_dir: &Path,
     metadata_url: &str,
-    target_name: &str,
+    target_names: &[&str],
     target_base_url: &str,
     target_dir: &Path,
     transport: &dyn Transport,
     clock: &dyn Clock,
-) -> Result<PathBuf> {
-    if target_name.is_empty() || target_name == "." || target_name == ".." {
-        return Err(TrustError::InvalidName {
-            kind: "target",
-            name: target_name.into(),
-            reason: "not a file name".into(),
-        });
+) -> Result<Vec<PathBuf>> {
+    for name in target_names {
+        if name.is_empty() || *name == "." || *name == ".." {
+            return Err(TrustError::InvalidName {
+                kind: "target",
+                name: name.to_string(),
+                reason: "not a file name".into(),
+            });
+        }
     }
     let mut u = open(metadata_dir, metadata_url, transport, clock)?;
     refresh_top_level(&mut u)?;
-    let target = find_target(&mut u, target_name)?.ok_or_else(|| TrustError::UnknownTarget {
+    target_names
+        .iter()
+        .map(|name| download_one(&mut u, metadata_url, name, target_base_url, target_dir))
+        .collect()
+}
+
+fn download_one(
+    u: &mut Updater<'_>,
+    metadata_url: &str,
+    target_name: &str,
+    target_base_url: &str,
+    target_dir: &Path,
+) -> Result<PathBuf> {
+    let target = find_target(u, target_name)?.ok_or_else(|| TrustError::UnknownTarget {
         gun: metadata_url.to_string(),
         tag: target_name.to_string(),
     })?;
@@ -127,7 +143,7 @@ pub fn tuf_download(
         target_name.to_string()
     };
     let url = format!("{}{path}", with_slash(target_base_url));
-    let bytes = transport.fetch(&url, target.length)?;
+    let bytes = u.transport.fetch(&url, target.length)?;
     // 5.7.4 verify the target's length and hashes before anything is kept.
     check_length_and_hashes(target_name, &bytes, Some(target.length), &target.hashes)?;
     write_atomic(&local, &bytes)?;
@@ -298,5 +314,13 @@ mod tests {
         let e =
             super::super::metadata::parse_targets(Dialect::Tuf, "targets", &signed).unwrap_err();
         assert!(e.to_string().contains("reserved"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_signature_keyids_are_refused() {
+        let doc = br#"{"signed": {"_type": "root"}, "signatures": [
+            {"keyid": "ab", "sig": "00"}, {"keyid": "ab", "sig": "00"}]}"#;
+        let e = super::super::metadata::parse_envelope(doc, Dialect::Tuf, "root").unwrap_err();
+        assert!(e.to_string().contains("two signatures by key ab"), "{e}");
     }
 }

@@ -122,13 +122,13 @@ impl Tuf {
         let p = tuf_download(
             &self.meta_dir(),
             &format!("{}/metadata", self.server.url),
-            name,
+            &[name],
             &format!("{}/targets", self.server.url),
             &self.target_dir(),
             &self.http,
             &SystemClock,
         )?;
-        Ok(std::fs::read(p).unwrap())
+        Ok(std::fs::read(&p[0]).unwrap())
     }
 
     /// File names in the metadata dir.
@@ -193,6 +193,13 @@ fn tuf_peer_delegations_glob_terminating_and_hash_prefixes() {
     }
     assert_eq!(t.download("c/z.txt").unwrap(), b"from c\n");
     assert_eq!(t.download("h/file.txt").unwrap(), b"found by hash prefix\n");
+    // a role reached through a second delegator must verify with that delegator's keys too
+    assert_eq!(t.download("team-a/file.txt").unwrap(), b"trusted A\n");
+    let e = err(t.download("team-b/file.txt"), "release through pb");
+    assert!(
+        matches!(e, TrustError::Threshold { ref role, have: 0, need: 1 } if role == "release"),
+        "{e}"
+    );
     // only verified, non-versioned metadata; targets under stable percent-encoded names
     assert_eq!(
         t.meta_files(),
@@ -202,6 +209,9 @@ fn tuf_peer_delegations_glob_terminating_and_hash_prefixes() {
             "b.json",
             "c.json",
             "hashed.json",
+            "pa.json",
+            "pb.json",
+            "release.json",
             "root.json",
             "snapshot.json",
             "targets.json",

@@ -164,6 +164,16 @@ def delegations(out):
     prefix = hashlib.sha256(b"h/file.txt").hexdigest()[:2]
     r.delegate("targets", "hashed", prefixes=[prefix])
     r.add_target("h/file.txt", b"found by hash prefix\n", role="hashed")
+    # a "diamond": role "release" is delegated by pa and by pb with different keys, and signed
+    # with pa's key only; through pb it must not verify
+    r.delegate("targets", "pa", paths=["team-a/*"])
+    r.delegate("targets", "pb", paths=["team-b/*"])
+    r.delegate("pa", "release", paths=["team-a/*"])
+    signer_a, release = r.signers["release"], r.roles["release"]
+    r.delegate("pb", "release", paths=["team-b/*"])
+    r.signers["release"], r.roles["release"] = signer_a, release
+    r.add_target("team-a/file.txt", b"trusted A\n", role="release")
+    r.add_target("team-b/file.txt", b"malicious B\n", role="release")
     r.publish()
     r.write(out / "s0")
 
