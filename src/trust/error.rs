@@ -95,6 +95,10 @@ pub enum TrustError {
     #[error("no trust data for {gun}:{tag}")]
     UnknownTarget { gun: String, tag: String },
 
+    /// The trust server has no metadata at all for the repository (it was never signed).
+    #[error("{server} has no trust data for {gun}: the repository is not signed")]
+    NoTrustData { gun: String, server: String },
+
     /// A root certificate that cannot anchor the repository (CN, validity, algorithm).
     #[error("root key {keyid}: {reason}")]
     RootCertificate { keyid: String, reason: String },

@@ -630,4 +630,23 @@ mod tests {
         assert!(pk.unusable.as_deref().unwrap().contains("1024"));
         assert!(!pk.verify_notary("rsapss", b"x", &[0u8; 128]));
     }
+
+    #[test]
+    fn rsa_pss_and_pkcs1_signatures_verify() {
+        use openssl::sign::Signer;
+        let rsa = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let public = B64.encode(rsa.public_key_to_der().unwrap());
+        let pk = PublicKey::from_notary("rsa", &public);
+        let mut s = Signer::new(MessageDigest::sha256(), &rsa).unwrap();
+        s.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+        s.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
+        let pss = s.sign_oneshot_to_vec(b"msg").unwrap();
+        assert!(pk.verify_notary("rsapss", b"msg", &pss));
+        assert!(!pk.verify_notary("rsapss", b"other", &pss));
+        assert!(!pk.verify_notary("ecdsa", b"msg", &pss));
+        let mut s = Signer::new(MessageDigest::sha256(), &rsa).unwrap();
+        let v15 = s.sign_oneshot_to_vec(b"msg").unwrap();
+        assert!(pk.verify_notary("rsapkcs1v15", b"msg", &v15));
+        assert!(!pk.verify_notary("rsapss", b"msg", &v15));
+    }
 }

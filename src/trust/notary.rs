@@ -361,7 +361,16 @@ impl NotaryClient {
                 }
                 None => {
                     let url = format!("{base}root.json");
-                    let bytes = self.transport.fetch(&url, self.limits.root)?;
+                    let bytes = self.transport.fetch(&url, self.limits.root).map_err(|e| {
+                        if e.is_not_found() {
+                            TrustError::NoTrustData {
+                                gun: gun.to_string(),
+                                server: self.server.clone(),
+                            }
+                        } else {
+                            e
+                        }
+                    })?;
                     let root = Updater::verify_anchor(
                         Dialect::Notary,
                         Some(gun.as_str()),

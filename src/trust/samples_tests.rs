@@ -376,3 +376,21 @@ fn root_certificate_must_name_the_gun() {
         "{e}"
     );
 }
+
+#[test]
+fn an_unsigned_repository_has_no_trust_data() {
+    let empty = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let c = NotaryClient::new(
+        &format!("file://{}", empty.path().display()),
+        cache.path(),
+        Arc::new(FilesystemTransport),
+        Arc::new(FixedClock::at(NOW).unwrap()),
+    );
+    let e = c.resolve(GUN, "latest").unwrap_err();
+    assert!(
+        matches!(e, TrustError::NoTrustData { ref gun, .. } if gun == GUN),
+        "{e}"
+    );
+    assert!(!cache.path().join(GUN).join("root.json").exists());
+}
