@@ -53,14 +53,6 @@ impl Dialect {
             Dialect::Tuf => hex::decode(s).ok(),
         }
     }
-
-    /// The name a role has in snapshot/timestamp `meta` (`targets` or `targets.json`).
-    pub fn meta_name(self, role: &str) -> String {
-        match self {
-            Dialect::Notary => role.to_string(),
-            Dialect::Tuf => format!("{role}.json"),
-        }
-    }
 }
 
 /// A signature as listed in an envelope.

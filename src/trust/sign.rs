@@ -975,4 +975,24 @@ mod tests {
             b"{}"
         );
     }
+
+    #[test]
+    fn imported_signer_keys_are_found_by_their_public_half() {
+        let d = tempfile::tempdir().unwrap();
+        let ks = KeyStore::new(d.path());
+        let pass = Passphrases {
+            root: None,
+            repository: Some(Zeroizing::new("pw".into())),
+        };
+        let k = SigningKey::generate().unwrap();
+        let pem = k.to_encrypted_pem(b"import-pw").unwrap();
+        assert!(ks
+            .import_signer("bob", &pem, Some(b"wrong"), &pass)
+            .is_err());
+        ks.import_signer("bob", &pem, Some(b"import-pw"), &pass)
+            .unwrap();
+        let (_, _, pk) = notary_key_from_pem(&k.public_pem().unwrap()).unwrap();
+        let found = ks.signer_for(&pk, &pass).unwrap().unwrap();
+        assert_eq!(found.spki_der().unwrap(), k.spki_der().unwrap());
+    }
 }
