@@ -630,3 +630,51 @@ fn notary_peer_delegation_outside_its_paths_is_refused() {
     );
     assert!(c.list(GUN).unwrap().iter().all(|t| t.tag != "latest"));
 }
+
+#[test]
+fn notary_peer_rollback_of_a_delegation_is_refused() {
+    let s = NotaryServer::start();
+    s.init_repo(GUN);
+    let (alice_key, alice_pub, _) = s.delegation_key("alice");
+    s.notary(&[
+        "key",
+        "import",
+        alice_key.to_str().unwrap(),
+        "--role",
+        "targets/releases",
+        "--gun",
+        GUN,
+    ]);
+    s.notary(&[
+        "delegation",
+        "add",
+        GUN,
+        "targets/releases",
+        alice_pub.to_str().unwrap(),
+        "--all-paths",
+    ]);
+    s.notary(&["publish", GUN]);
+    addhash(&s, GUN, "latest", b"release one", &["targets/releases"]);
+    let ts_old = s.get(GUN, "timestamp.json");
+    // only targets/releases changes from here on: targets stays the same
+    addhash(&s, GUN, "latest", b"release two", &["targets/releases"]);
+
+    let cache = tempfile::tempdir().unwrap();
+    let mitm = Mitm::new(s.http());
+    let c = client(&s, cache.path(), mitm.clone(), Arc::new(SystemClock));
+    let t = c.resolve(GUN, "latest").unwrap();
+    assert_eq!(t.digest, format!("sha256:{}", sha(b"release two")));
+    // with timestamp and snapshot gone from the cache, an old validly signed timestamp leads
+    // to the old snapshot and the old targets/releases: the cached version refuses it
+    for role in ["timestamp", "snapshot"] {
+        std::fs::remove_file(cache.path().join(GUN).join(format!("{role}.json"))).unwrap();
+    }
+    mitm.serve("timestamp.json", ts_old);
+    let e = expect_role(c.update(GUN), "old targets/releases");
+    assert!(
+        matches!(e, TrustError::Rollback { ref role, .. } if role == "targets/releases"),
+        "{e}"
+    );
+    mitm.clear();
+    assert_eq!(c.resolve(GUN, "latest").unwrap(), t);
+}
