@@ -1,1 +1,5 @@
 //! Integration tests: rrun against the real peers (skopeo), one module per area.
+
+mod trust_notary;
+mod trust_tuf;
+mod trust_util;
