@@ -445,12 +445,22 @@ fn four_concurrent_writers_leave_one_consistent_store() {
                     "t:x".into(),
                 ],
             )
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
         })
         .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        // A writer that has to wait says so, and says nothing else.
+        for line in stderr.lines() {
+            assert!(
+                line.starts_with("rrun: waiting for the store lock "),
+                "{stderr}"
+            );
+        }
     }
     let all = entries(&root);
     let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
@@ -610,4 +620,89 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     assert_eq!(out.stdout.lines().count(), 1);
     rrun(&missing, ["rmi", "busybox"]).error(&["no image store"]);
     assert!(!missing.exists());
+}
+
+/// Pseudo-random bytes (incompressible, so gzip takes a while).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn an_import_killed_at_any_moment_leaves_a_valid_store() {
+    let w = workdir();
+    let root = w.path().join("store");
+    let id = import_busybox(w.path(), &root);
+    let big = w.path().join("big");
+    fs::create_dir_all(&big).unwrap();
+    fs::write(big.join("data"), noise(512 << 10, 7)).unwrap();
+    let spawn = |name: &str| {
+        rrun_cmd(
+            &root,
+            [
+                "image".as_ref(),
+                "import".as_ref(),
+                big.as_os_str(),
+                name.as_ref(),
+            ],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+    };
+    // How long one import takes here and now; the kills land at 0%, 10%, ... 90% of it.
+    let start = std::time::Instant::now();
+    assert!(spawn("timing:1").wait().unwrap().success());
+    let full = start.elapsed();
+    let mut saw_partial = false;
+    for percent in (0..100).step_by(10) {
+        let mut child = spawn("big:1");
+        std::thread::sleep(full * percent / 100);
+        child.kill().unwrap(); // SIGKILL (a no-op if it already finished)
+        child.wait().unwrap();
+        saw_partial |= blobs(&root).iter().any(|b| b.starts_with(".rrun-tmp-"));
+        // Whatever happened, every image the index names is complete and verified.
+        rrun(&root, ["images", "--format", "json"]).ok();
+        for (i, (name, _)) in entries(&root).into_iter().enumerate() {
+            let out = w.path().join(format!("check-{percent}-{i}"));
+            rrun(
+                &root,
+                ["image", "save", &name, &format!("oci:{}", out.display())],
+            )
+            .ok();
+            fs::remove_dir_all(&out).unwrap();
+        }
+        assert_eq!(digest_of(&root, BUSYBOX), id);
+    }
+    assert!(
+        saw_partial,
+        "no kill hit the import while it was writing a blob"
+    );
+    // After all that, the same import completes.
+    assert!(spawn("big:1").wait().unwrap().success());
+    // The next exclusive lock removes what the killed imports left behind.
+    rrun(&root, ["image", "prune"]).ok();
+    assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    assert!(
+        blobs(&root).iter().all(|b| b.len() == 64),
+        "{:?}",
+        blobs(&root)
+    );
+    for e in fs::read_dir(&root).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".rrun-tmp-"), "{name} left in the root");
+    }
+    skopeo([
+        "inspect",
+        &format!("oci:{}:docker.io/library/big:1", root.display()),
+    ])
+    .ok();
 }

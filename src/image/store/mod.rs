@@ -74,32 +74,36 @@ fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
     }
 }
 
+/// Refuse a root that is not a directory or holds anything a store does not.
+fn check_entries(root: &Path) -> Result<()> {
+    if !root.is_dir() {
+        return Err(ImageError::NotAStore {
+            root: root.into(),
+            entry: "(it is a file, not a directory)".into(),
+        });
+    }
+    for entry in lease::entries(root)? {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with(".rrun-tmp-") {
+            return Err(ImageError::NotAStore {
+                root: root.into(),
+                entry: name,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Open the store at `root`, creating it (the root `rwx------`) when the directory is
     /// missing or empty, and completing one a crash left half-created. A directory holding
     /// anything else is refused with [`ImageError::NotAStore`].
     pub fn open(root: &Path) -> Result<Self> {
         match fs::metadata(root) {
-            Ok(meta) if meta.is_dir() => {
-                for entry in lease::entries(root)? {
-                    let name = entry
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    if !STORE_ENTRIES.contains(&name.as_str()) && !name.starts_with(".rrun-tmp-") {
-                        return Err(ImageError::NotAStore {
-                            root: root.into(),
-                            entry: name,
-                        });
-                    }
-                }
-            }
-            Ok(_) => {
-                return Err(ImageError::NotAStore {
-                    root: root.into(),
-                    entry: "(it is a file, not a directory)".into(),
-                })
-            }
+            Ok(_) => check_entries(root)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
                     fs::create_dir_all(parent).map_err(|e| ImageError::io_at(parent, e))?;
@@ -126,6 +130,9 @@ impl Store {
     /// Open a store that must already exist (for readers: nothing is created).
     pub fn open_existing(root: &Path) -> Result<Self> {
         if !root.join(OCI_LAYOUT_FILE).is_file() {
+            if root.exists() {
+                check_entries(root)?;
+            }
             return Err(ImageError::NoStore { root: root.into() });
         }
         Self::open(root)

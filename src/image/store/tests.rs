@@ -101,6 +101,9 @@ fn open_refuses_a_foreign_directory_and_reading_creates_nothing() {
         Err(ImageError::NotAStore { .. })
     ));
 
+    let err = Store::open_existing(tmp.path()).unwrap_err();
+    assert!(matches!(err, ImageError::NotAStore { .. }), "{err}");
+
     let missing = tmp.path().join("nothing-here");
     let err = Store::open_existing(&missing).unwrap_err();
     assert!(matches!(err, ImageError::NoStore { .. }), "{err}");
@@ -659,4 +662,29 @@ fn nested_locks_in_one_process_do_not_wait_for_each_other() {
     assert!(other.try_lock().is_err());
     drop((shared, inner));
     assert!(other.try_lock().is_ok());
+}
+
+#[test]
+fn a_destination_can_be_shared_by_download_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<StoreDestination>();
+    send_sync::<IncomingBlob>();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let dest = store.destination(&"app:1".parse().unwrap()).unwrap();
+    let descs: Vec<Descriptor> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let dest = &dest;
+                s.spawn(move || {
+                    dest.put_bytes(OCI_LAYER_TAR, format!("layer {i}").as_bytes())
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for d in &descs {
+        assert!(dest.has_blob(d).unwrap());
+    }
 }
