@@ -46,6 +46,7 @@ pub struct Globals {
     /// `--root`.
     pub root: std::path::PathBuf,
     /// `--state`.
+    #[allow(dead_code, reason = "read by the container verbs, which land with the runtime")]
     pub state: std::path::PathBuf,
 }
 
@@ -61,9 +62,17 @@ pub enum LogLevel {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Work with images: encrypt, decrypt, layerinfo, import.
+    /// Work with images: encrypt, decrypt, layerinfo, import, prune, save, load.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// List the images in the store.
+    Images(ImagesArgs),
+    /// Remove image names from the store (blobs stay until image prune).
+    Rmi(RmiArgs),
+    /// Give a stored image another name.
+    Tag(TagArgs),
+    /// Show stored images as JSON: manifests, configs, layers and their encryption.
+    Inspect(InspectArgs),
 }
 
 /// `rrun image ...`
@@ -77,6 +86,12 @@ pub enum ImageCommand {
     Layerinfo(LayerinfoArgs),
     /// Build a one-layer image from a root filesystem directory or tar.
     Import(ImportArgs),
+    /// Remove the blobs and snapshots no stored image needs.
+    Prune(PruneArgs),
+    /// Copy a stored image to an OCI layout or archive.
+    Save(SaveArgs),
+    /// Copy an image from an OCI layout or archive into the store.
+    Load(LoadArgs),
 }
 
 /// Which layers and platforms a command works on.
@@ -117,10 +132,10 @@ pub struct EncryptArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// Source image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Source image: a store name or id, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub src: String,
 
-    /// Destination image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Destination image: a store name, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub dst: String,
 }
 
@@ -133,10 +148,10 @@ pub struct DecryptArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// Source image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Source image: a store name or id, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub src: String,
 
-    /// Destination image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Destination image: a store name, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub dst: String,
 }
 
@@ -157,7 +172,7 @@ pub struct LayerinfoArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 
-    /// The image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// The image: a store name or id, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub image: String,
 }
 
@@ -187,6 +202,73 @@ pub struct ImportArgs {
     /// A root filesystem directory, a tar, or a gzip-compressed tar.
     pub source: std::path::PathBuf,
 
-    /// Destination image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Destination image: a store name (app:1), oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub dst: String,
+}
+
+/// `rrun images`
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// Print only the image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `rrun rmi`
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Remove every name of an image given by id, even when it has several.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Images: names, ids or id prefixes.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `rrun tag`
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image: a name, id or id prefix.
+    pub src: String,
+
+    /// New names, REPOSITORY[:TAG].
+    #[arg(required = true, value_name = "DST")]
+    pub dst: Vec<String>,
+}
+
+/// `rrun inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Images: names, ids or id prefixes.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `rrun image prune`
+#[derive(Debug, Args)]
+pub struct PruneArgs {}
+
+/// `rrun image save`
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The stored image: a name, id or id prefix.
+    pub image: String,
+
+    /// Where to: oci:PATH[:TAG] or oci-archive:PATH[:TAG] (default tag: the store name).
+    pub dst: String,
+}
+
+/// `rrun image load`
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    pub src: String,
+
+    /// Name in the store (default: the image's tag, when it is a name like app:1).
+    pub name: Option<String>,
 }

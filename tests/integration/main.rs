@@ -1,5 +1,7 @@
-//! Integration tests: rrun against the real peers (skopeo), one module per area.
+//! Integration tests: rrun against the real peers, one module per area.
 
+mod store;
+mod store_util;
 mod trust_notary;
 mod trust_tuf;
 mod trust_util;
