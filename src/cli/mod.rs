@@ -35,17 +35,22 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let msg = format!("{err:#}").replace('\n', " ");
             let _ = writeln!(std::io::stderr(), "rrun: error: {msg}");
+            // `trust tuf` speaks the tuf-conformance protocol: any failure is exit 1.
+            if err.is::<commands::trust_tuf::TufFailure>() {
+                return ExitCode::from(commands::trust_tuf::EXIT_TUF_FAILURE);
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-fn run(_globals: &args::Globals, command: Command) -> anyhow::Result<()> {
+fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Image(ImageCommand::Encrypt(a)) => commands::encrypt::run(a),
         Command::Image(ImageCommand::Decrypt(a)) => commands::decrypt::run(a),
         Command::Image(ImageCommand::Layerinfo(a)) => commands::layerinfo::run(a),
         Command::Image(ImageCommand::Import(a)) => commands::import::run(a),
+        Command::Trust(c) => commands::trust::run(globals, c),
     }
 }
 

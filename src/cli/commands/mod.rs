@@ -4,6 +4,10 @@ pub mod decrypt;
 pub mod encrypt;
 pub mod import;
 pub mod layerinfo;
+pub mod trust;
+pub mod trust_passphrase;
+pub mod trust_sign;
+pub mod trust_tuf;
 
 use anyhow::Context as _;
 
