@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use rrun::trust::keys::SigningKey;
 use rrun::trust::sign::{publish, sign_envelope};
 
-use super::trust_util::{tuf_python, HttpServer, NotaryServer};
+use super::trust_util::{require_binary, tuf_python, HttpServer, NotaryServer};
 
 const ROOT_PASS: (&str, &str) = ("RRUN_TRUST_ROOT_PASSPHRASE", "cli-root-pw");
 const REPO_PASS: (&str, &str) = ("RRUN_TRUST_REPOSITORY_PASSPHRASE", "cli-repo-pw");
@@ -349,11 +349,55 @@ fn trust_cli_notary_peer_keys_sign_inspect_signers_revoke() {
     );
     assert!(err.contains("holds a private key"), "{err}");
 
-    // revoke: gone for the notary CLI and for inspect
-    let out = ok(
-        t.trust(&["revoke"], &[&format!("{gun}:v2")], BOTH),
-        "revoke",
+    // without --digest or --from, the image comes from the store (an OCI layout at --root
+    // whose ref.name is the full reference); a fresh store root, so a new repository
+    let store_root = tempfile::tempdir().unwrap();
+    let stored_gun = "127.0.0.1:5000/cli-stored";
+    let store = format!("oci:{}:{stored_gun}:v1", store_root.path().display());
+    ok(
+        rrun(
+            store_root.path(),
+            &["image", "import", rootfs.to_str().unwrap(), &store],
+            &[],
+        ),
+        "image import into the store",
     );
+    let ca = t.s.ca.to_str().unwrap();
+    let server = ["--trust-server", t.s.url.as_str(), "--tls-ca", ca];
+    let sign_stored = |tag: &str| {
+        let image = format!("{stored_gun}:{tag}");
+        let mut args = vec!["trust", "sign"];
+        args.extend(server);
+        args.push(&image);
+        rrun(store_root.path(), &args, BOTH)
+    };
+    let out = ok(sign_stored("v1"), "sign from the store");
+    assert!(
+        out.contains(&format!("signed {stored_gun}:v1 as sha256:")),
+        "{out}"
+    );
+    assert!(t.s.notary(&["list", stored_gun]).contains("v1"));
+    let err = fails(
+        sign_stored("not-stored"),
+        125,
+        "sign of an image not in the store",
+    );
+    assert!(err.contains("give --digest and --size, or --from"), "{err}");
+
+    // revoke: gone for the notary CLI and for inspect; a key file others can read is warned
+    // about (invariant 7)
+    std::fs::set_permissions(&alice_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = t.trust(&["revoke"], &[&format!("{gun}:v2")], BOTH);
+    let warned = text(&out.stderr);
+    let out = ok(out, "revoke");
+    assert!(
+        warned.contains(&format!(
+            "warning: {} is readable by other users",
+            alice_key.display()
+        )),
+        "{warned}"
+    );
+    std::fs::set_permissions(&alice_key, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(out.contains("revoked"), "{out}");
     assert!(!t.s.notary(&["list", gun]).contains(&sha(&m2)));
     assert!(signed_tags(&t.inspect_json(gun))
@@ -593,6 +637,67 @@ fn trust_cli_notary_peer_verify_tag_follows_flags_env_and_policy() {
     std::fs::write(&pinned, serde_json::to_vec(&root).unwrap()).unwrap();
     let err = fails(pinned_lookup(&[]), 125, "tampered pinned root");
     assert!(err.contains("root metadata: signature by key"), "{err}");
+}
+
+#[test]
+fn trust_cli_pty_passphrases_are_asked_without_echo() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::mpsc;
+    let script = require_binary("script", "bsdutils");
+    let root = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let secret = "pty-secret-42";
+    // `script` runs rrun on a fresh pseudo-terminal and relays our pipe to it
+    let cmd = format!(
+        "{} --root {} trust key generate carol --dir {}",
+        env!("CARGO_BIN_EXE_rrun"),
+        root.path().display(),
+        keys.path().display()
+    );
+    let mut child = Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("RRUN_TRUST_REPOSITORY_PASSPHRASE")
+        .env_remove("RRUN_TRUST_ROOT_PASSPHRASE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let wait_for = |want: &str, seen: &mut String| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !seen.contains(want) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.push_str(&text(&chunk)),
+                Err(_) => panic!("no {want:?} on the terminal; got: {seen}"),
+            }
+        }
+    };
+    wait_for("Enter passphrase for new repository key", &mut seen);
+    stdin.write_all(format!("{secret}\n").as_bytes()).unwrap();
+    wait_for("Repeat passphrase:", &mut seen);
+    stdin.write_all(format!("{secret}\n").as_bytes()).unwrap();
+    let public = keys.path().join("carol.pub");
+    wait_for(public.to_str().unwrap(), &mut seen);
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert!(status.success(), "{seen}");
+    assert!(!seen.contains(secret), "the passphrase was echoed: {seen}");
+    let pem = std::fs::read(root.path().join("trust/private/signers/carol.key")).unwrap();
+    assert!(SigningKey::from_pem(&pem, Some(secret.as_bytes())).is_ok());
+    assert!(SigningKey::from_pem(&pem, Some(b"other")).is_err());
 }
 
 #[test]

@@ -111,12 +111,13 @@ fn stty(mode: &str) -> std::io::Result<()> {
 
 /// Print `prompt` on stderr and read one line from the terminal without echo.
 fn read_hidden(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+    // echo goes off before the prompt shows, so nothing typed after the prompt is echoed
+    let echo = EchoOff::new()?;
     {
         let mut err = std::io::stderr().lock();
         write!(err, "{prompt}")?;
         err.flush()?;
     }
-    let echo = EchoOff::new()?;
     // enough room that the line is not reallocated (and copied) while it is read
     let mut line = Zeroizing::new(String::with_capacity(1024));
     let read = std::io::stdin().lock().read_line(&mut line);
