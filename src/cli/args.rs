@@ -46,7 +46,10 @@ pub struct Globals {
     /// `--root`.
     pub root: std::path::PathBuf,
     /// `--state`.
-    #[allow(dead_code, reason = "read by the container verbs, which land with the runtime")]
+    #[allow(
+        dead_code,
+        reason = "read by the container verbs, which land with the runtime"
+    )]
     pub state: std::path::PathBuf,
 }
 
@@ -73,6 +76,9 @@ pub enum Command {
     Tag(TagArgs),
     /// Show stored images as JSON: manifests, configs, layers and their encryption.
     Inspect(InspectArgs),
+    /// Content trust: sign and inspect tags (Notary v1) and plain TUF repositories.
+    #[command(subcommand)]
+    Trust(TrustCommand),
 }
 
 /// `rrun image ...`
@@ -271,4 +277,241 @@ pub struct LoadArgs {
 
     /// Name in the store (default: the image's tag, when it is a name like app:1).
     pub name: Option<String>,
+}
+
+// --- content trust (`rrun trust ...` and the `--verify` options of pull) ---
+
+/// `rrun trust ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// List the signed tags of images: digests, sizes, roles, signers, expiry.
+    Inspect(TrustInspectArgs),
+    /// Show what `rrun pull` with the same options would fetch: the signed digest of a tag.
+    Lookup(TrustLookupArgs),
+    /// Sign a tag: publish its manifest digest and size to the trust server.
+    Sign(TrustSignArgs),
+    /// Remove the signatures of a tag from every role this trust dir can sign.
+    Revoke(TrustRevokeArgs),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(TrustKeyCommand),
+    /// Manage who may sign a repository (delegations).
+    #[command(subcommand)]
+    Signer(TrustSignerCommand),
+    /// Plain TUF 1.0 repositories (the tuf-conformance client protocol: exit 0 or 1).
+    Tuf(TufArgs),
+}
+
+/// How to reach and anchor a trust server.
+#[derive(Debug, Args)]
+pub struct TrustServerArgs {
+    /// Trust server URL (default: https://<registry host>, https://notary.docker.io for Docker Hub).
+    #[arg(long, value_name = "URL", env = "RRUN_CONTENT_TRUST_SERVER")]
+    pub trust_server: Option<String>,
+
+    /// PEM file with the CA certificate(s) of the trust server.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// The repository's root.json to pin, instead of trusting the first root seen.
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<std::path::PathBuf>,
+}
+
+/// Content-trust options of `rrun pull` (flattened there; `--tls-ca` comes from the pull's own
+/// TLS options and is used for the trust server too).
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Resolve the tag only through signed trust data (also RRUN_CONTENT_TRUST=1).
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Trust server URL (default: https://<registry host>, https://notary.docker.io for Docker Hub).
+    #[arg(long, value_name = "URL", env = "RRUN_CONTENT_TRUST_SERVER")]
+    pub trust_server: Option<String>,
+
+    /// The repository's root.json to pin, instead of trusting the first root seen.
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<std::path::PathBuf>,
+
+    /// Policy file saying which registries and repositories need signatures
+    /// (default: /etc/rrun/policy.json when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+}
+
+/// `rrun trust inspect`
+#[derive(Debug, Args)]
+pub struct TrustInspectArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// Images: a repository (all signed tags) or IMAGE:TAG (that tag only).
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `rrun trust lookup`
+#[derive(Debug, Args)]
+pub struct TrustLookupArgs {
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
+    /// PEM file with the CA certificate(s) of the trust server.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// The image, IMAGE[:TAG][@DIGEST].
+    pub image: String,
+}
+
+/// `rrun trust sign`
+#[derive(Debug, Args)]
+pub struct TrustSignArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// Digest of the manifest (or index) to sign, sha256:<hex> (with --size).
+    #[arg(
+        long,
+        value_name = "DIGEST",
+        requires = "size",
+        conflicts_with = "from"
+    )]
+    pub digest: Option<String>,
+
+    /// Size in bytes of the manifest (or index) to sign (with --digest).
+    #[arg(long, value_name = "BYTES", requires = "digest")]
+    pub size: Option<u64>,
+
+    /// Take digest and size from this image's top manifest: oci:PATH[:TAG] or
+    /// oci-archive:PATH[:TAG] (default: the image in the store).
+    #[arg(long, value_name = "IMAGE")]
+    pub from: Option<String>,
+
+    /// The tag to sign, IMAGE:TAG.
+    pub image: String,
+}
+
+/// `rrun trust revoke`
+#[derive(Debug, Args)]
+pub struct TrustRevokeArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// The tag whose signatures to remove, IMAGE:TAG.
+    pub image: String,
+}
+
+/// `rrun trust key ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustKeyCommand {
+    /// Generate a signing key; the private half stays (encrypted) in the trust dir.
+    Generate(TrustKeyGenerateArgs),
+}
+
+/// `rrun trust key generate`
+#[derive(Debug, Args)]
+pub struct TrustKeyGenerateArgs {
+    /// Directory to write the public key NAME.pub to (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+
+    /// Name of the signer (lower-case letters, digits, '_' and '-').
+    pub name: String,
+}
+
+/// `rrun trust signer ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustSignerCommand {
+    /// Let a signer sign tags of repositories (targets/releases and targets/NAME).
+    Add(TrustSignerAddArgs),
+    /// Remove a signer from repositories.
+    Remove(TrustSignerRemoveArgs),
+}
+
+/// `rrun trust signer add`
+#[derive(Debug, Args)]
+pub struct TrustSignerAddArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// The signer's public key (PUBLIC KEY or CERTIFICATE PEM).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub key: std::path::PathBuf,
+
+    /// Name of the signer.
+    pub name: String,
+
+    /// Repositories.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `rrun trust signer remove`
+#[derive(Debug, Args)]
+pub struct TrustSignerRemoveArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// Name of the signer.
+    pub name: String,
+
+    /// Repositories.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `rrun trust tuf ...`: options may stand before or after the command, as the
+/// tuf-conformance harness puts them before.
+#[derive(Debug, Args)]
+pub struct TufArgs {
+    /// Directory of the trusted metadata.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub metadata_dir: Option<std::path::PathBuf>,
+
+    /// Base URL of the repository's metadata.
+    #[arg(long, value_name = "URL", global = true)]
+    pub metadata_url: Option<String>,
+
+    /// Target path to download (repeatable).
+    #[arg(long = "target-name", value_name = "NAME", global = true)]
+    pub target_names: Vec<String>,
+
+    /// Base URL of the repository's targets.
+    #[arg(long, value_name = "URL", global = true)]
+    pub target_base_url: Option<String>,
+
+    /// Directory to store verified targets in.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub target_dir: Option<std::path::PathBuf>,
+
+    /// PEM file with the CA certificate(s) of the repository server.
+    #[arg(long = "tls-ca", value_name = "FILE", global = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    pub command: TufCommand,
+}
+
+/// `rrun trust tuf init|refresh|download`
+#[derive(Debug, Subcommand)]
+pub enum TufCommand {
+    /// Trust ROOT_JSON (a self-signed root.json) as the repository's initial root.
+    Init {
+        /// The initial trusted root.json.
+        root_json: std::path::PathBuf,
+    },
+    /// Update the top-level metadata (root, timestamp, snapshot, targets).
+    Refresh,
+    /// Refresh, then download and verify the --target-name files into --target-dir.
+    Download,
 }

@@ -40,6 +40,10 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let msg = format!("{err:#}").replace('\n', " ");
             let _ = writeln!(std::io::stderr(), "rrun: error: {msg}");
+            // `trust tuf` speaks the tuf-conformance protocol: any failure is exit 1.
+            if err.is::<commands::trust_tuf::TufFailure>() {
+                return ExitCode::from(commands::trust_tuf::EXIT_TUF_FAILURE);
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -58,6 +62,7 @@ fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
         Command::Rmi(a) => commands::rmi::run(globals, a),
         Command::Tag(a) => commands::tag::run(globals, a),
         Command::Inspect(a) => commands::inspect::run(globals, a),
+        Command::Trust(c) => commands::trust::run(globals, c),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod store;
 mod store_util;
+mod trust_cli;
 mod trust_notary;
 mod trust_tuf;
 mod trust_util;

@@ -11,6 +11,10 @@ pub mod prune;
 pub mod rmi;
 pub mod save;
 pub mod tag;
+pub mod trust;
+pub mod trust_passphrase;
+pub mod trust_sign;
+pub mod trust_tuf;
 
 use anyhow::Context as _;
 

@@ -46,14 +46,18 @@ pub(crate) use transfer::{open_destination, open_source};
 /// Unpacked layers: `snapshots/<hex of diff_id>/`.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 
+/// Content-trust keys and verified metadata: `trust/` (written by the trust commands).
+pub const TRUST_DIR: &str = "trust";
+
 /// The entries a store root may hold (plus temp files of atomic writes).
-const STORE_ENTRIES: [&str; 6] = [
+const STORE_ENTRIES: [&str; 7] = [
     OCI_LAYOUT_FILE,
     INDEX_JSON,
     "blobs",
     SNAPSHOTS_DIR,
     TMP_DIR,
     LOCK_FILE,
+    TRUST_DIR,
 ];
 
 /// An open image store. Cheap to clone; clones share the lock.
