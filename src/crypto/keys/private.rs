@@ -164,7 +164,8 @@ fn certificate_given(source: &Path) -> CryptoError {
 fn pgp_given(source: &Path) -> CryptoError {
     key_error(
         source,
-        "is an OpenPGP secret key; pgp decryption keys are not supported by this rrun build yet",
+        "is an OpenPGP secret keyring, not a PEM, DER or JWK private key (--key accepts it as a \
+         pgp decryption key)",
     )
 }
 
