@@ -293,3 +293,117 @@ impl LayerInfoConfig {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(path: &str) -> String {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/crypto")
+            .join(path)
+            .display()
+            .to_string()
+    }
+
+    fn reason(err: &CryptoError) -> String {
+        err.to_string()
+    }
+
+    #[test]
+    fn pkcs7_recipients_load_certificates() {
+        let specs = vec![format!("pkcs7:{}", data("pkcs7/cert1.pem"))];
+        let ec = EncryptConfig::from_specs(&specs, DecryptConfig::default()).unwrap();
+        assert_eq!(ec.pkcs7_recipients().len(), 1);
+        assert!(ec.jwe_recipients().is_empty() && ec.pgp_recipients().is_empty());
+        let err = Recipient::parse(&format!("pkcs7:{}", data("pkcs7/key1.pem"))).unwrap_err();
+        assert!(reason(&err).contains("is not an x509 certificate"), "{err}");
+    }
+
+    #[test]
+    fn later_and_unknown_schemes_say_what_works() {
+        for spec in ["pkcs11:key.yaml", "provider:kms", "provider:kms:opaque"] {
+            let err = Recipient::parse(spec).unwrap_err();
+            let text = reason(&err);
+            assert!(
+                text.contains("not supported by this rrun build yet"),
+                "{text}"
+            );
+            assert!(text.contains("pgp:EMAIL_OR_KEYID"), "{text}");
+        }
+        for (spec, want) in [
+            ("bogus:x", "unknown scheme"),
+            ("no-colon", "expected SCHEME:VALUE"),
+            ("pgp:", "needs a value"),
+        ] {
+            let text = reason(&Recipient::parse(spec).unwrap_err());
+            assert!(text.contains(want), "{spec}: {text}");
+        }
+    }
+
+    #[test]
+    fn pgp_recipients_need_an_existing_gpg_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("missing");
+        let specs = vec!["pgp:alice@example.invalid".to_string()];
+        let dc = DecryptConfig::default().with_gpg_homedir(Some(home.clone()));
+        assert_eq!(dc.gpg_homedir(), Some(home.as_path()));
+        let err = EncryptConfig::from_specs(&specs, dc).unwrap_err();
+        let text = reason(&err);
+        assert!(text.contains("does not exist"), "{text}");
+        assert!(text.contains("--gpg-homedir"), "{text}");
+        assert!(!home.exists(), "gpg must not create the home directory");
+    }
+
+    #[test]
+    fn key_files_are_sorted_like_process_private_key_files() {
+        let specs = vec![
+            data("pkcs7/key1.pem"),
+            data("pkcs7/cert2.pem"),
+            data("pgp/fixture.sec.gpg"),
+            format!("{}:pass=fixture pass", data("pgp/second.sec.asc")),
+        ];
+        let dc = DecryptConfig::from_specs(&specs).unwrap();
+        assert_eq!(dc.private_keys().len(), 1);
+        assert_eq!(dc.certificates().len(), 1);
+        assert_eq!(dc.gpg_keys().len(), 2);
+        assert!(!dc.is_empty());
+        // Certificates alone cannot decrypt.
+        let only_cert = DecryptConfig::from_specs(&[data("pkcs7/cert1.pem")]).unwrap();
+        assert!(only_cert.is_empty());
+    }
+
+    #[test]
+    fn layerinfo_names_pgp_and_pkcs7_recipients() {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine as _;
+        let b64 = |p: &str| STANDARD.encode(std::fs::read(data(p)).unwrap());
+        let mut a = Annotations::new();
+        a.insert(
+            "org.opencontainers.image.enc.keys.pgp".into(),
+            format!(
+                "{},{}",
+                b64("pgp/skopeo-one.pgp.bin"),
+                b64("pgp/sample-enc-pgp-keys.pgp.bin")
+            ),
+        );
+        a.insert(
+            "org.opencontainers.image.enc.keys.pkcs7".into(),
+            b64("pkcs7/skopeo-one.pkcs7.der"),
+        );
+        a.insert(
+            "org.opencontainers.image.enc.keys.pkcs11".into(),
+            "e30=".into(),
+        );
+        let cfg = LayerInfoConfig::new(Some(PathBuf::from("/nonexistent-gpg-home")));
+        let rows = cfg.recipients(&a);
+        assert_eq!(rows[0].0, "pgp");
+        assert_eq!(rows[0].1, vec!["0xe750b6f8bf8b159c", "0xfb7e9ac31693f650"]);
+        assert_eq!(
+            rows[1],
+            ("pkcs11".to_string(), vec!["[pkcs11]".to_string()])
+        );
+        assert_eq!(rows[2].0, "pkcs7");
+        assert!(rows[2].1[0].starts_with("[pkcs7] CN=rrun-fixture-1 serial "));
+    }
+}
