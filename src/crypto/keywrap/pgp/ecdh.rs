@@ -206,7 +206,7 @@ pub(super) fn decrypt(
         }
     };
     let kek = kek(&zz, curve, kdf_hash, kek_algo, fingerprint)?;
-    if wrapped.len() < 16 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 16 || !wrapped.len().is_multiple_of(8) {
         return None;
     }
     let key = AesKey::new_decrypt(&kek).ok()?;

@@ -271,7 +271,10 @@ fn literal_data(data: &[u8], depth: u8) -> std::result::Result<Zeroizing<Vec<u8>
                     p.body.split_first().ok_or("empty compressed data packet")?;
                 let mut out = Zeroizing::new(Vec::new());
                 let read = match algo {
-                    0 => Ok(out.extend_from_slice(compressed)).map(|_| 0),
+                    0 => {
+                        out.extend_from_slice(compressed);
+                        Ok(compressed.len())
+                    }
                     1 => flate2::read::DeflateDecoder::new(compressed)
                         .take(MAX_PLAINTEXT + 1)
                         .read_to_end(&mut out),
