@@ -297,7 +297,16 @@ pub fn parse_decryption_key(
     if !certificates.is_empty() && !has_private_block {
         return Ok(DecryptionKey::Certificates(certificates));
     }
-    let key = parse_private_key(data, password, source)?;
+    let key = parse_private_key(data, password, source).map_err(|e| match e {
+        // rrun refuses what ocicrypt would silently ignore, saying what it takes.
+        CryptoError::Key { path, reason } if reason == private::NOT_A_KEY => CryptoError::Key {
+            path,
+            reason: "not a key file rrun knows: expected a private key (PEM, DER or JWK), an \
+                     exported gpg secret keyring or an x509 certificate"
+                .into(),
+        },
+        other => other,
+    })?;
     Ok(DecryptionKey::Private { key, certificates })
 }
 

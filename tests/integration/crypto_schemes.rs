@@ -937,7 +937,7 @@ fn unusable_recipients_and_keys_are_refused_with_a_reason() {
                 "--key".into(),
                 junk.display().to_string(),
             ],
-            "not a private key",
+            "not a key file rrun knows",
         ),
     ];
     for (args, want) in cases {

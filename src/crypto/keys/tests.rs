@@ -965,7 +965,11 @@ fn unknown_key_files_are_an_error_not_ignored() {
             "not a private key",
         ),
         ("empty", &b""[..], "file is empty"),
-        ("text.txt", &b"hello world\n"[..], "not a private key"),
+        (
+            "text.txt",
+            &b"hello world\n"[..],
+            "gpg secret keyring or an x509",
+        ),
     ] {
         let p = write(&dir, name, bytes);
         let err = load_decryption_key(p.to_str().unwrap()).unwrap_err();
