@@ -962,7 +962,7 @@ fn unknown_key_files_are_an_error_not_ignored() {
         (
             "junk.bin",
             &b"\x01\x02\x03 not a key"[..],
-            "not a private key",
+            "not a key file rrun knows",
         ),
         ("empty", &b""[..], "file is empty"),
         (
