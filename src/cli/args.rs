@@ -115,15 +115,21 @@ pub struct FilterArgs {
 /// Private keys for decryption.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// Private key: FILE[:pass=PW|:file=PWFILE|:fd=N|:PW] (repeatable).
+    /// Decryption key: a private key, gpg secret keyring or x509 certificate file,
+    /// FILE[:pass=PW|:file=PWFILE|:fd=N|:PW] (repeatable).
     #[arg(long = "key", visible_alias = "decryption-key", value_name = "KEY")]
     pub keys: Vec<String>,
+
+    /// gpg home directory whose public keyring pgp: recipients are looked up in
+    /// (default: $GNUPGHOME, else ~/.gnupg).
+    #[arg(long = "gpg-homedir", value_name = "DIR")]
+    pub gpg_homedir: Option<std::path::PathBuf>,
 }
 
 /// `rrun image encrypt`
 #[derive(Debug, Args)]
 pub struct EncryptArgs {
-    /// Recipient: jwe:PUBKEY_FILE (repeatable).
+    /// Recipient: jwe:PUBKEY_FILE, pgp:EMAIL_OR_KEYID or pkcs7:CERT_FILE (repeatable).
     #[arg(
         long = "recipient",
         visible_alias = "encryption-key",
@@ -173,6 +179,10 @@ pub enum Format {
 pub struct LayerinfoArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
+
+    /// gpg home directory whose keyring names pgp recipients (default: $GNUPGHOME, else ~/.gnupg).
+    #[arg(long = "gpg-homedir", value_name = "DIR")]
+    pub gpg_homedir: Option<std::path::PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]

@@ -1,5 +1,6 @@
 //! Integration tests: rrun against the real peers, one module per area.
 
+mod crypto_schemes;
 mod store;
 mod store_util;
 mod trust_cli;

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 
+use rrun::crypto::config::LayerInfoConfig;
 use rrun::image::crypt::{self, LayerInfo};
 
 use crate::cli::args::{Format, Globals, LayerinfoArgs};
@@ -10,7 +11,8 @@ use crate::cli::args::{Format, Globals, LayerinfoArgs};
 pub fn run(globals: &Globals, args: LayerinfoArgs) -> anyhow::Result<()> {
     let image = super::image_ref(&args.image, globals)?;
     let filter = super::filter(&args.filter)?;
-    let rows = crypt::layer_info(&image, &filter)?;
+    let cfg = LayerInfoConfig::new(args.gpg_homedir.clone());
+    let rows = crypt::layer_info_with(&image, &filter, &cfg)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {

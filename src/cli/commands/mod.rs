@@ -82,17 +82,29 @@ pub fn filter(args: &FilterArgs) -> anyhow::Result<LayerFilter> {
     })
 }
 
-/// Load `--key` arguments, warning about key files every user can read.
+/// Load `--key` arguments (and `--gpg-homedir`), warning about key files every user can read.
 pub fn decrypt_config(args: &KeyArgs) -> anyhow::Result<DecryptConfig> {
-    let dc = DecryptConfig::from_specs(&args.keys)?;
+    let dc = DecryptConfig::from_specs(&args.keys)?.with_gpg_homedir(args.gpg_homedir.clone());
+    let world_readable = |path: &std::path::Path| {
+        log::warn(format!(
+            "{} is readable by every user of this machine; protect it with chmod 600",
+            path.display()
+        ))
+    };
     for key in dc.private_keys() {
         log::info(format!("loaded private key {key:?}"));
         if key.is_world_readable() {
-            log::warn(format!(
-                "{} is readable by every user of this machine; protect it with chmod 600",
-                key.source().display()
-            ));
+            world_readable(key.source());
         }
+    }
+    for keys in dc.gpg_keys() {
+        log::info(format!("loaded gpg secret keys {keys:?}"));
+        if keys.is_world_readable() {
+            world_readable(keys.source());
+        }
+    }
+    for cert in dc.certificates() {
+        log::info(format!("loaded certificate {cert:?}"));
     }
     Ok(dc)
 }

@@ -3,7 +3,6 @@
 
 use serde_json::{json, Value};
 
-use crate::crypto::layer as crypto_layer;
 use crate::image::digest::Digest;
 use crate::image::error::{ImageError, Result};
 use crate::image::layout::MAX_MANIFEST_SIZE;
@@ -155,19 +154,13 @@ fn leaf_json(leaf: &Leaf) -> Value {
         .iter()
         .enumerate()
         .map(|(i, layer)| {
-            let annotations = layer.annotations();
             let encrypted = is_encrypted(layer);
-            let (schemes, recipients): (Vec<String>, Vec<String>) = if encrypted {
-                (
-                    crypto_layer::schemes(&annotations),
-                    crypto_layer::recipients(&annotations)
-                        .into_iter()
-                        .flat_map(|(_, who)| who)
-                        .collect(),
-                )
-            } else {
-                (Vec::new(), Vec::new())
-            };
+            let (schemes, recipients) = crate::image::crypt::encryption_of(
+                &layer.media_type,
+                &layer.annotations(),
+                &Default::default(),
+            )
+            .unwrap_or_default();
             json!({
                 "Index": i,
                 "Digest": layer.digest,
