@@ -67,7 +67,7 @@ pub enum Command {
 
     // --- containers (runtime) ---
     /// Run a command in a new container.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers.
     Ps(PsArgs),
     /// Stop running containers: SIGTERM, then SIGKILL after a grace period.

@@ -48,7 +48,7 @@ pub fn main() -> ExitCode {
 fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
     match command {
         // --- containers (runtime) ---
-        Command::Run(a) => commands::run::run(globals, a),
+        Command::Run(a) => commands::run::run(globals, *a),
         Command::Ps(a) => commands::ps::run(globals, a),
         Command::Stop(a) => commands::stop::run(globals, a),
         Command::Kill(a) => commands::kill::run(globals, a),

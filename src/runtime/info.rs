@@ -26,6 +26,8 @@ pub struct HostInfo {
     pub landlock: LandlockInfo,
     /// Active Linux security modules.
     pub lsm: Vec<String>,
+    /// Where the list of security modules comes from.
+    pub lsm_source: String,
     /// User namespaces.
     pub user_namespaces: UserNsInfo,
     /// The image store root.
@@ -75,7 +77,7 @@ pub struct AppArmorInfo {
 pub struct LandlockInfo {
     /// Whether landlock is an active LSM.
     pub enabled: bool,
-    /// The highest landlock ABI this kernel's version provides.
+    /// The landlock ABI this kernel's version provides (from the version number, not a probe).
     pub abi: Option<u32>,
 }
 
@@ -129,10 +131,48 @@ fn cgroups() -> CgroupInfo {
     }
 }
 
+/// The active LSMs: securityfs's list when it is mounted, else the kernel command line's
+/// `lsm=`, else the build's CONFIG_LSM from /proc/config.gz.
+fn lsm_list() -> (Vec<String>, String) {
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    if let Some(l) = read_trim("/sys/kernel/security/lsm") {
+        return (split(&l), "/sys/kernel/security/lsm".into());
+    }
+    if let Some(cmd) = read_trim("/proc/cmdline") {
+        if let Some(l) = cmd.split_whitespace().find_map(|w| w.strip_prefix("lsm=")) {
+            return (split(l), "kernel command line lsm=".into());
+        }
+    }
+    if let Ok(f) = std::fs::File::open("/proc/config.gz") {
+        let mut text = String::new();
+        use std::io::Read as _;
+        if flate2::read::GzDecoder::new(f)
+            .take(4 << 20)
+            .read_to_string(&mut text)
+            .is_ok()
+        {
+            if let Some(l) = text.lines().find_map(|l| l.strip_prefix("CONFIG_LSM=")) {
+                return (
+                    split(l.trim_matches('"')),
+                    "CONFIG_LSM in /proc/config.gz (securityfs is not mounted)".into(),
+                );
+            }
+        }
+    }
+    (Vec::new(), "unknown (securityfs is not mounted)".into())
+}
+
 /// The landlock ABI a kernel version provides (ABI 1 in 5.13, 2 in 5.19, 3 in 6.2, 4 in 6.7,
-/// 5 in 6.10, 6 in 6.12).
+/// 5 in 6.10, 6 in 6.12, 7 in 6.15).
 fn landlock_abi(kernel: (u32, u32)) -> Option<u32> {
     [
+        (6, 15, 7),
         (6, 12, 6),
         (6, 10, 5),
         (6, 7, 4),
@@ -147,12 +187,7 @@ fn landlock_abi(kernel: (u32, u32)) -> Option<u32> {
 
 /// Probe the host.
 pub fn probe(store: &Path, state: &Path) -> HostInfo {
-    let lsm: Vec<String> = read_trim("/sys/kernel/security/lsm")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let (lsm, lsm_source) = lsm_list();
     let landlock_on = lsm.iter().any(|l| l == "landlock");
     let seccomp_kernel = std::fs::read_to_string("/proc/self/status")
         .map(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
@@ -195,6 +230,7 @@ pub fn probe(store: &Path, state: &Path) -> HostInfo {
             abi: landlock_on.then(|| landlock_abi(kernel)).flatten(),
         },
         lsm,
+        lsm_source,
         user_namespaces: UserNsInfo {
             max: read_trim("/proc/sys/user/max_user_namespaces").and_then(|s| s.parse().ok()),
             unprivileged: read_trim("/proc/sys/kernel/unprivileged_userns_clone")
@@ -252,10 +288,15 @@ impl HostInfo {
             },
             self.landlock
                 .abi
-                .map(|a| format!(", ABI {a}"))
+                .map(|a| format!(", ABI {a} (by kernel version)"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(s, "lsm:              {}", self.lsm.join(","));
+        let _ = writeln!(
+            s,
+            "lsm:              {} (from {})",
+            self.lsm.join(","),
+            self.lsm_source
+        );
         let _ = writeln!(
             s,
             "user namespaces:  max {}, unprivileged {}",
@@ -280,7 +321,8 @@ mod tests {
         assert_eq!(landlock_abi((5, 10)), None);
         assert_eq!(landlock_abi((5, 15)), Some(1));
         assert_eq!(landlock_abi((6, 1)), Some(2));
-        assert_eq!(landlock_abi((6, 18)), Some(6));
+        assert_eq!(landlock_abi((6, 13)), Some(6));
+        assert_eq!(landlock_abi((6, 18)), Some(7));
     }
 
     #[test]

@@ -82,13 +82,22 @@ pub fn foreground(interactive: bool, tty: bool) -> Result<Prepared> {
         let size = rustix::termios::tcgetwinsize(&stdin)
             .or_else(|_| rustix::termios::tcgetwinsize(&stdout))
             .ok();
-        let ws = size.map(|w| nix::pty::Winsize {
-            ws_row: w.ws_row,
-            ws_col: w.ws_col,
-            ws_xpixel: w.ws_xpixel,
-            ws_ypixel: w.ws_ypixel,
-        });
-        let pty = nix::pty::openpty(ws.as_ref(), None).map_err(io("failed to allocate a pty"))?;
+        // Without a terminal of our own to copy, the pty gets the classic 24x80.
+        let ws = match size {
+            Some(w) if w.ws_row > 0 && w.ws_col > 0 => nix::pty::Winsize {
+                ws_row: w.ws_row,
+                ws_col: w.ws_col,
+                ws_xpixel: w.ws_xpixel,
+                ws_ypixel: w.ws_ypixel,
+            },
+            _ => nix::pty::Winsize {
+                ws_row: 24,
+                ws_col: 80,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        };
+        let pty = nix::pty::openpty(Some(&ws), None).map_err(io("failed to allocate a pty"))?;
         rustix::io::fcntl_setfd(&pty.master, rustix::io::FdFlags::CLOEXEC)
             .map_err(|e| RuntimeError::io("failed to set close-on-exec", e))?;
         let slave = pty.slave;

@@ -140,7 +140,7 @@ pub fn resolve_in(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser>
     } else {
         groups
             .iter()
-            .filter(|g| g.members.iter().any(|m| *m == entry.name) && g.gid != gid)
+            .filter(|g| g.members.contains(&entry.name) && g.gid != gid)
             .map(|g| g.gid)
             .collect()
     };
