@@ -203,10 +203,13 @@ impl StateDir {
         self.container_dir(id).join("record.json")
     }
 
-    /// Create the directories.
+    /// Create the directories, readable by root only (specs hold the containers' environment).
     pub fn ensure(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
         for d in [self.containers(), self.libcontainer_root(), self.names()] {
             std::fs::create_dir_all(&d).map_err(|e| RuntimeError::io_at(&d, e))?;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| RuntimeError::io_at(&d, e))?;
         }
         Ok(())
     }

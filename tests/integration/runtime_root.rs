@@ -164,6 +164,25 @@ fn root_memory_limit_oom_kills_with_137() {
 }
 
 #[test]
+fn root_cgroup_limits_are_set_in_the_containers_own_cgroup() {
+    let env = Env::new();
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpu").exists();
+    let script = if v1 {
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"
+    } else {
+        "cut -d' ' -f1 /sys/fs/cgroup/cpu.max; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+    };
+    let out = env.sh(
+        &["--cpus", "0.5", "--memory", "64m", "--pids-limit", "33"],
+        script,
+    );
+    assert_eq!(out.ok(), "50000\n67108864\n33\n");
+    // The cgroup namespace shows the container its own cgroup as the root.
+    let cg = env.run(&[], &["cat", "/proc/self/cgroup"]);
+    assert!(cg.ok().lines().all(|l| l.ends_with(":/")), "{cg:?}");
+}
+
+#[test]
 fn root_pids_limit_stops_a_fork_loop() {
     let env = Env::new();
     // busybox sh gives up the script when fork fails.
