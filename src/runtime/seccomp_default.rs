@@ -3,7 +3,7 @@
 //!
 //! Everything not listed fails with EPERM. Names that do not exist on the running architecture
 //! (the `*32`, `*_time64` variants of 32-bit ABIs on a 64-bit kernel) are skipped when the filter
-//! is loaded; they matter for the 32-bit sub-architectures (x86, x32, arm) the filter also covers.
+//! is loaded; they matter for the 32-bit sub-architectures (x86, arm) the filter also covers.
 
 /// The errno of a denied system call: EPERM.
 pub const DEFAULT_ERRNO: u32 = 1;
