@@ -13,27 +13,39 @@ use rrun::runtime::{
 
 use crate::cli::args::{ContainerMonitorArgs, Globals, RunArgs};
 
+/// What `rrun run` runs: an exploded root filesystem, or an image.
+#[derive(Debug)]
+pub enum Target {
+    /// `--rootfs DIR`: the image config is empty, the command is required.
+    Rootfs(std::path::PathBuf),
+    /// The IMAGE argument.
+    Image(String),
+}
+
 /// Run the command.
 pub fn run(globals: &Globals, a: RunArgs) -> anyhow::Result<()> {
-    let (opts, rootfs) = resolve(a)?;
-    let Some(rootfs) = rootfs else {
-        // The image path: the CLI resolves the image, mounts its rootfs and fills the
-        // ImageConfigView, then calls `launch` like the --rootfs path below.
-        anyhow::bail!(
-            "running an image is not available in this build yet: pass --rootfs DIR and a command"
-        );
-    };
-    let image_name = rootfs.display().to_string();
-    let rootfs = PreparedRootfs::directory(&rootfs)?;
-    launch(
-        globals,
-        Launch {
-            image_name,
-            image: ImageConfigView::default(),
-            rootfs,
-            options: opts,
-        },
-    )
+    let (opts, target) = resolve(a)?;
+    match target {
+        Target::Rootfs(dir) => {
+            let image_name = dir.display().to_string();
+            let rootfs = PreparedRootfs::directory(&dir)?;
+            launch(
+                globals,
+                Launch {
+                    image_name,
+                    image: ImageConfigView::default(),
+                    rootfs,
+                    options: opts,
+                },
+            )
+        }
+        // The image path plugs in here: resolve the image in the store, mount its rootfs
+        // (PreparedRootfs::mounted, so that rm unmounts it), fill the ImageConfigView from the
+        // image config, then `launch` as above.
+        Target::Image(image) => anyhow::bail!(
+            "cannot run image {image:?}: running images is not available in this build yet; pass --rootfs DIR and a command"
+        ),
+    }
 }
 
 /// Run a prepared launch (shared by --rootfs and the image path): print the id of a detached
@@ -73,8 +85,8 @@ pub fn monitor(globals: &Globals, a: ContainerMonitorArgs) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Resolve the raw arguments into run options and the --rootfs directory, checking every value.
-pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Option<std::path::PathBuf>)> {
+/// Resolve the raw arguments into run options and what to run, checking every value.
+pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Target)> {
     let mut env = Vec::new();
     for f in &a.env_file {
         env.extend(options::read_env_file(f)?);
@@ -87,13 +99,25 @@ pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Option<std::path::Path
         security.apply(s)?;
     }
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (rootfs, command) = match a.rootfs {
-        Some(dir) => (Some(dir), a.args),
-        None => (None, a.args.into_iter().skip(1).collect()),
+    let (target, command) = match a.rootfs {
+        Some(dir) => {
+            if a.args.is_empty() {
+                anyhow::bail!(
+                    "a command is required with --rootfs: rrun run --rootfs DIR CMD [ARG...]"
+                );
+            }
+            (Target::Rootfs(dir), a.args)
+        }
+        None => {
+            let mut args = a.args.into_iter();
+            let Some(image) = args.next() else {
+                anyhow::bail!(
+                    "an image or --rootfs DIR is required: rrun run [OPTIONS] IMAGE [CMD...]"
+                );
+            };
+            (Target::Image(image), args.collect())
+        }
     };
-    if rootfs.is_some() && command.is_empty() {
-        anyhow::bail!("a command is required with --rootfs: rrun run --rootfs DIR CMD [ARG...]");
-    }
     let opts = RunOptions {
         name: a.name.as_deref().map(str::parse).transpose()?,
         command,
@@ -139,5 +163,5 @@ pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Option<std::path::Path
     };
     // Capability names are checked now so that a typo fails before anything is created.
     rrun::runtime::caps::resolve(&opts.cap_add, &opts.cap_drop)?;
-    Ok((opts, rootfs))
+    Ok((opts, target))
 }
