@@ -6,4 +6,5 @@
 
 pub mod crypto;
 pub mod image;
+pub mod runtime;
 pub mod trust;

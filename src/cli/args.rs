@@ -79,6 +79,28 @@ pub enum Command {
     /// Content trust: sign and inspect tags (Notary v1) and plain TUF repositories.
     #[command(subcommand)]
     Trust(TrustCommand),
+
+    // --- containers (runtime) ---
+    /// Run a command in a new container.
+    Run(Box<RunArgs>),
+    /// List containers.
+    Ps(PsArgs),
+    /// Stop running containers: SIGTERM, then SIGKILL after a grace period.
+    Stop(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// Show the output of a detached container.
+    Logs(LogsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Show what confinement this host supports and where rrun keeps its data.
+    Info(InfoArgs),
+    /// Internal: wait for a detached container and record its exit.
+    #[command(hide = true)]
+    ContainerMonitor(ContainerMonitorArgs),
+    // --- end containers ---
 }
 
 /// `rrun image ...`
@@ -525,3 +547,223 @@ pub enum TufCommand {
     /// Refresh, then download and verify the --target-name files into --target-dir.
     Download,
 }
+// --- containers (runtime) ---
+
+/// `rrun run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Run in the background; output goes to the container's log (rrun logs).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
+    /// Name of the container (unique; default its short id).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Environment variable KEY=VALUE, or KEY to copy rrun's (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// File of KEY=VALUE lines (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
+
+    /// Bind mount SRC:DST[:ro] (repeatable).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volumes: Vec<String>,
+
+    /// tmpfs mount DST[:OPTIONS] (repeatable).
+    #[arg(long = "tmpfs", value_name = "DST[:OPTS]")]
+    pub tmpfs: Vec<String>,
+
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// User: UID[:GID] or NAME[:GROUP] (names from the container's /etc/passwd and /etc/group).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Hostname of the container.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Network: none (loopback only, the default) or host.
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    pub network: String,
+
+    /// Memory limit, e.g. 256m or 1g.
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
+
+    /// CPU quota in CPUs, e.g. 0.5.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+
+    /// Maximum number of processes (-1 for no limit).
+    #[arg(long = "pids-limit", value_name = "N", allow_negative_numbers = true)]
+    pub pids_limit: Option<String>,
+
+    /// Add a capability, or ALL (repeatable).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop a capability, or ALL (repeatable).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// seccomp=FILE|unconfined, apparmor=NAME|unconfined, no-new-privileges (repeatable).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Allocate a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Run this root filesystem directory instead of an image; CMD is then required.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<std::path::PathBuf>,
+
+    /// IMAGE [CMD...], or with --rootfs: CMD...
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+/// `rrun ps`
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers, not only running ones.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// `rrun stop`
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(
+        short = 't',
+        long = "time",
+        value_name = "SECONDS",
+        default_value_t = 10
+    )]
+    pub time: u64,
+
+    /// Containers (names, ids or id prefixes).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `rrun kill`
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal name or number.
+    #[arg(
+        short = 's',
+        long = "signal",
+        value_name = "SIGNAL",
+        default_value = "KILL"
+    )]
+    pub signal: String,
+
+    /// Containers (names, ids or id prefixes).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `rrun rm`
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill running containers first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+
+    /// Containers (names, ids or id prefixes).
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `rrun logs`
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing output until the container exits.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    /// The container.
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `rrun exec`
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Allocate a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// User: UID[:GID] or NAME[:GROUP].
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Working directory.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// The container.
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+
+    /// The command and its arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+/// `rrun info`
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// `rrun container-monitor` (internal)
+#[derive(Debug, Args)]
+pub struct ContainerMonitorArgs {
+    /// The container id.
+    pub id: String,
+}
+// --- end containers ---

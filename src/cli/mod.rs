@@ -37,6 +37,11 @@ pub fn main() -> ExitCode {
     match run(&globals, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        // A container's own exit status (run, exec) passes through unchanged.
+        Err(err) if err.downcast_ref::<commands::ContainerExit>().is_some() => ExitCode::from(
+            err.downcast_ref::<commands::ContainerExit>()
+                .map_or(EXIT_ERROR, |c| c.0),
+        ),
         Err(err) => {
             let msg = format!("{err:#}").replace('\n', " ");
             let _ = writeln!(std::io::stderr(), "rrun: error: {msg}");
@@ -63,6 +68,17 @@ fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
         Command::Tag(a) => commands::tag::run(globals, a),
         Command::Inspect(a) => commands::inspect::run(globals, a),
         Command::Trust(c) => commands::trust::run(globals, c),
+        // --- containers (runtime) ---
+        Command::Run(a) => commands::run::run(globals, *a),
+        Command::Ps(a) => commands::ps::run(globals, a),
+        Command::Stop(a) => commands::stop::run(globals, a),
+        Command::Kill(a) => commands::kill::run(globals, a),
+        Command::Rm(a) => commands::rm::run(globals, a),
+        Command::Logs(a) => commands::logs::run(globals, a),
+        Command::Exec(a) => commands::exec::run(globals, a),
+        Command::Info(a) => commands::info::run(globals, a),
+        Command::ContainerMonitor(a) => commands::run::monitor(globals, a),
+        // --- end containers ---
     }
 }
 

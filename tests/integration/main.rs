@@ -1,6 +1,8 @@
 //! Integration tests: rrun against the real peers, one module per area.
 
 mod crypto_schemes;
+mod runtime_root;
+mod runtime_util;
 mod store;
 mod store_util;
 mod trust_cli;

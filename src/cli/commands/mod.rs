@@ -16,6 +16,37 @@ pub mod trust_passphrase;
 pub mod trust_sign;
 pub mod trust_tuf;
 
+// --- containers (runtime) ---
+pub mod exec;
+pub mod info;
+pub mod kill;
+pub mod logs;
+pub mod ps;
+pub mod rm;
+pub mod run;
+pub mod stop;
+
+/// A container's exit status that `rrun` exits with (run, exec): not an rrun error.
+#[derive(Debug)]
+pub struct ContainerExit(pub u8);
+
+impl std::fmt::Display for ContainerExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the container exited with code {}", self.0)
+    }
+}
+
+impl std::error::Error for ContainerExit {}
+
+/// Return a container's exit code as the process's (0 is success).
+pub fn container_exit(code: i32) -> anyhow::Result<()> {
+    match code {
+        0 => Ok(()),
+        c => Err(ContainerExit((c & 0xff) as u8).into()),
+    }
+}
+// --- end containers ---
+
 use anyhow::Context as _;
 
 use rrun::crypto::DecryptConfig;
