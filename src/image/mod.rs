@@ -22,6 +22,7 @@ pub mod rootfs_tar;
 pub mod stage;
 pub mod transport;
 pub mod tree;
+pub mod unpack;
 
 #[cfg(test)]
 mod real_crypto_tests;
