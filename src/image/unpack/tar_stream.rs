@@ -754,7 +754,7 @@ mod tests {
         let mut err = None;
         loop {
             match s.data(100) {
-                Ok(c) if c.is_empty() => break,
+                Ok([]) => break,
                 Ok(_) => {}
                 Err(e) => {
                     err = Some(e);

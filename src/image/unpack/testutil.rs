@@ -38,13 +38,6 @@ pub fn listing(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// Like [`listing`] without owners and mtimes (for trees made by different tools).
-pub fn listing_loose(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out, false);
-    out
-}
-
 fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>, strict: bool) {
     let Ok(rd) = fs::read_dir(dir) else {
         return;
@@ -262,4 +255,35 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
+}
+
+/// A busybox root filesystem as `make-busybox-image.sh` builds it: `/bin/busybox`, one
+/// absolute symlink per applet, a few directories and `/etc/passwd`.
+pub fn busybox_rootfs(dir: &Path) {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "proc", "sys", "dev", "root", "var",
+        "run",
+    ] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    fs::set_permissions(dir.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    let list = std::process::Command::new("/bin/busybox")
+        .arg("--list-full")
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        let p = dir.join(applet);
+        if applet != "bin/busybox" && !p.exists() {
+            std::os::unix::fs::symlink("/bin/busybox", p).unwrap();
+        }
+    }
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
