@@ -8,8 +8,8 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use super::testutil::{corpus, fast, gzip, listing, Fixture, Tar, ABS_SENTINEL};
-use super::{apply_layers, LayerSource, SetuidPolicy, UnpackOptions, Whiteouts};
+use super::testutil::{corpus, fast, gzip, listing, sources, Fixture, Tar, ABS_SENTINEL};
+use super::{apply_layers, SetuidPolicy, UnpackOptions, Whiteouts};
 use crate::image::error::ImageError;
 use crate::image::media_type::{OCI_LAYER_GZIP, OCI_LAYER_TAR};
 
@@ -178,14 +178,12 @@ fn whiteouts_through_symlinks_stay_inside_the_root() {
         .dir("tmp/rrun-unpack-sentinel/", 0o755)
         .file("tmp/rrun-unpack-sentinel/keep", b"inside\n", 0o644)
         .finish();
-    let layers = [lower, corpus("whiteout_through_symlink")].map(|blob| {
-        Ok(LayerSource {
-            reader: Box::new(std::io::Cursor::new(blob)) as Box<dyn Read>,
-            media_type: OCI_LAYER_TAR.into(),
-            diff_id: None,
-        })
-    });
-    apply_layers(layers, &fx.dest, &fast()).unwrap();
+    apply_layers(
+        sources(vec![lower, corpus("whiteout_through_symlink")]),
+        &fx.dest,
+        &fast(),
+    )
+    .unwrap();
     fx.check(true);
     assert!(!fx.at("sentinel/keep").exists());
     assert!(fx.at("sentinel/other").exists());
@@ -201,14 +199,12 @@ fn opaque_root_hides_only_lower_layers() {
         .dir("etc/", 0o755)
         .file("etc/old", b"lower\n", 0o644)
         .finish();
-    let layers = [lower, corpus("opaque_root")].map(|blob| {
-        Ok(LayerSource {
-            reader: Box::new(std::io::Cursor::new(blob)) as Box<dyn Read>,
-            media_type: OCI_LAYER_TAR.into(),
-            diff_id: None,
-        })
-    });
-    apply_layers(layers, &fx.dest, &fast()).unwrap();
+    apply_layers(
+        sources(vec![lower, corpus("opaque_root")]),
+        &fx.dest,
+        &fast(),
+    )
+    .unwrap();
     fx.check(true);
     let names: Vec<String> = listing(&fx.dest).into_keys().collect();
     assert_eq!(names, ["etc", "etc/new", "kept"]);

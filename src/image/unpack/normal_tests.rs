@@ -8,10 +8,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::snapshot::{self, SnapshotMeta};
-use super::testutil::{busybox_rootfs, fast, gzip, listing, Fixture, Tar};
+use super::testutil::{busybox_rootfs, fast, gzip, listing, sources, Fixture, Tar};
 use super::{
-    apply_layers, ensure_snapshot, ensure_snapshot_with, unpack_layer, LayerSource, Privileges,
-    UnpackOptions, Whiteouts,
+    apply_layers, ensure_snapshot, ensure_snapshot_with, unpack_layer, Privileges, UnpackOptions,
+    Whiteouts,
 };
 use crate::image::digest::Digest;
 use crate::image::error::{ImageError, Result};
@@ -19,19 +19,6 @@ use crate::image::layout::Layout;
 use crate::image::manifest::{parse_node, ImageConfig, Node};
 use crate::image::media_type::{OCI_LAYER_GZIP, OCI_LAYER_GZIP_ENC, OCI_LAYER_TAR, OCI_LAYER_ZSTD};
 use crate::image::transport::resolve_in;
-
-/// Layers for `apply_layers` from uncompressed tars.
-fn sources(tars: Vec<Vec<u8>>) -> Vec<Result<LayerSource<'static>>> {
-    tars.into_iter()
-        .map(|t| {
-            Ok(LayerSource {
-                diff_id: Some(Digest::of_bytes(&t)),
-                reader: Box::new(std::io::Cursor::new(t)),
-                media_type: OCI_LAYER_TAR.into(),
-            })
-        })
-        .collect()
-}
 
 fn names(dir: &Path) -> Vec<String> {
     listing(dir).into_keys().collect()

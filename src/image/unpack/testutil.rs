@@ -7,9 +7,10 @@ use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{unpack_layer, Durability, UnpackOptions, UnpackSummary};
+use super::{unpack_layer, Durability, LayerSource, UnpackOptions, UnpackSummary};
 use crate::image::digest::Digest;
 use crate::image::error::Result;
+use crate::image::media_type::OCI_LAYER_TAR;
 
 /// Absolute target the corpus uses for escapes.
 pub const ABS_SENTINEL: &str = "/tmp/rrun-unpack-sentinel";
@@ -286,4 +287,17 @@ pub fn busybox_rootfs(dir: &Path) {
     )
     .unwrap();
     fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
+/// Layers for `apply_layers` from uncompressed tars, each with its diff_id.
+pub fn sources(tars: Vec<Vec<u8>>) -> Vec<Result<LayerSource<'static>>> {
+    tars.into_iter()
+        .map(|t| {
+            Ok(LayerSource {
+                diff_id: Some(Digest::of_bytes(&t)),
+                reader: Box::new(std::io::Cursor::new(t)),
+                media_type: OCI_LAYER_TAR.into(),
+            })
+        })
+        .collect()
 }
