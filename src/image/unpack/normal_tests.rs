@@ -479,3 +479,23 @@ fn apply_layers_checks_every_diff_id_and_leaves_nothing_on_failure() {
     );
     fx.check(false);
 }
+
+#[test]
+fn removed_snapshots_disappear_at_once_and_can_be_made_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (blob, diff_id) = layer_blob();
+    ensure_snapshot_with(tmp.path(), &diff_id, &rootless(), opener(blob.clone())).unwrap();
+    snapshot::remove_snapshot(tmp.path(), &diff_id).unwrap();
+    assert_eq!(snapshot::snapshot_rootfs(tmp.path(), &diff_id), None);
+    assert!(fs::read_dir(tmp.path().join("snapshots"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert!(fs::read_dir(tmp.path().join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+    snapshot::remove_snapshot(tmp.path(), &diff_id).unwrap();
+    let again = ensure_snapshot_with(tmp.path(), &diff_id, &rootless(), opener(blob)).unwrap();
+    assert!(again.join("etc/os-release").is_file());
+}
