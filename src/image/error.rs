@@ -179,6 +179,60 @@ pub enum ImageError {
     /// `docker://` where only local images can be used for now.
     #[error("docker:// is not supported here yet: pull the image first (rrun pull {reference}) and use its store name")]
     DockerNotSupported { reference: String },
+
+    // ---- unpack (src/image/unpack/) ----
+    /// A layer entry that would escape or corrupt the root (traversal, hardlink out of the
+    /// root, a whiteout of `..`, a symlink loop in its path): the whole layer is refused.
+    #[error("refusing layer entry {entry:?}: {reason}")]
+    UnsafeEntry { entry: String, reason: String },
+
+    /// A layer beyond an unpack limit (bytes or entries).
+    #[error("layer exceeds the unpack limit of {limit} {what}; raise the limit only for an image you trust")]
+    UnpackLimit { what: String, limit: u64 },
+
+    /// A layer whose tar or compressed stream ends early.
+    #[error("layer is truncated: {reason}")]
+    TruncatedLayer { reason: String },
+
+    /// A layer tar that cannot be parsed.
+    #[error("malformed layer tar at byte {offset}: {reason}")]
+    MalformedTar { offset: u64, reason: String },
+
+    /// An encrypted layer handed to unpack.
+    #[error("layer media type {media_type} is encrypted: decrypt the layer before unpacking it")]
+    EncryptedLayer { media_type: String },
+
+    /// Layer bytes that are not the compression their media type names.
+    #[error("layer labelled {media_type} is not {expected} data: {found}")]
+    CompressionMismatch {
+        media_type: String,
+        expected: String,
+        found: String,
+    },
+
+    /// A compressed layer stream that does not decompress.
+    #[error("cannot decompress the {format} layer: {source}")]
+    Decompress {
+        format: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An unpack destination that already exists.
+    #[error("unpack destination {} already exists: remove it or choose a new path", path.display())]
+    DestinationExists { path: PathBuf },
+
+    /// Setuid/setgid files or file capabilities headed for a directory other users can reach.
+    #[error("the layer holds setuid/setgid files or file capabilities and {} is searchable by other users: unpack below a 0700 directory, or strip them (SetuidPolicy::Strip)", path.display())]
+    HostVisibleSetuid { path: PathBuf },
+
+    /// An unpack step that needs privileges this process lacks.
+    #[error("{what} needs root: {hint}")]
+    NeedsRoot { what: String, hint: String },
+
+    /// Unpack options that contradict each other.
+    #[error("invalid unpack options: {reason}")]
+    InvalidUnpackOptions { reason: String },
 }
 
 impl ImageError {

@@ -23,6 +23,7 @@ pub mod stage;
 pub mod store;
 pub mod transport;
 pub mod tree;
+pub mod unpack;
 
 #[cfg(test)]
 mod real_crypto_tests;

@@ -9,3 +9,4 @@ mod trust_cli;
 mod trust_notary;
 mod trust_tuf;
 mod trust_util;
+mod unpack_root;
