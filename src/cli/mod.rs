@@ -40,12 +40,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(_globals: &args::Globals, command: Command) -> anyhow::Result<()> {
+fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Image(ImageCommand::Encrypt(a)) => commands::encrypt::run(a),
         Command::Image(ImageCommand::Decrypt(a)) => commands::decrypt::run(a),
         Command::Image(ImageCommand::Layerinfo(a)) => commands::layerinfo::run(a),
         Command::Image(ImageCommand::Import(a)) => commands::import::run(a),
+        Command::Pull(a) => commands::pull::run(globals, a),
+        Command::Push(a) => commands::push::run(globals, a),
+        Command::Login(a) => commands::login::run(a),
+        Command::Logout(a) => commands::logout::run(a),
     }
 }
 

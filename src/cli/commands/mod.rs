@@ -4,6 +4,11 @@ pub mod decrypt;
 pub mod encrypt;
 pub mod import;
 pub mod layerinfo;
+pub mod login;
+pub mod logout;
+pub mod pull;
+pub mod push;
+pub mod transfer_progress;
 
 use anyhow::Context as _;
 
