@@ -160,6 +160,20 @@ pub struct RemoteManifest {
     pub desc: Descriptor,
 }
 
+/// The `Authorization` value of one attempt, if any.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuthHeader<'a>(Option<&'a str>);
+
+impl AuthHeader<'_> {
+    /// The request with the `Authorization` header added (when there is one).
+    pub(crate) fn on<B>(self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match self.0 {
+            Some(a) => req.header("Authorization", a),
+            None => req,
+        }
+    }
+}
+
 /// Whether a request is retried on transient failures (a request whose body cannot be sent
 /// twice is not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,6 +428,15 @@ impl Client {
                 .get(format!("{}/v2/", http.base))
                 .call()
             {
+                // Go's answer to plain HTTP on a TLS port: the registry speaks TLS, which failed.
+                Ok(resp) if resp.status().as_u16() == 400 => {
+                    return Err(ImageError::TlsConfig {
+                        reason: format!(
+                            "{} speaks HTTPS but the TLS connection failed: {tls_err}; give its CA certificate with --tls-ca FILE or use --tls-verify=false",
+                            self.registry
+                        ),
+                    })
+                }
                 Ok(resp) => {
                     self.learn_challenge(&resp);
                     *guard = Some(http.clone());
@@ -559,9 +582,9 @@ impl Client {
     }
 
     /// Send a request made by `make` (given the agent, the base URL and the `Authorization`
-    /// value) with authentication: a 401 is answered once (new token or credentials) and the
-    /// request made again; transient failures are retried with backoff when `retry` allows.
-    /// Any other status is returned for the caller to interpret.
+    /// to add with [`AuthHeader::on`]) with authentication: a 401 is answered once (new token
+    /// or credentials) and the request made again; transient failures are retried with backoff
+    /// when `retry` allows. Any other status is returned for the caller to interpret.
     pub(crate) fn send<F>(
         &self,
         what: &str,
@@ -570,7 +593,7 @@ impl Client {
         mut make: F,
     ) -> Result<Response<Body>>
     where
-        F: FnMut(&Agent, &str, Option<&str>) -> std::result::Result<Response<Body>, ureq::Error>,
+        F: FnMut(&Agent, &str, AuthHeader<'_>) -> std::result::Result<Response<Body>, ureq::Error>,
     {
         let ep = self.endpoint()?;
         let agent = self.agent_for(&ep);
@@ -582,7 +605,11 @@ impl Client {
         };
         loop {
             let auth = self.authorization(scope, &ep)?;
-            let resp = match make(agent, &ep.base, auth.as_deref().map(String::as_str)) {
+            let resp = match make(
+                agent,
+                &ep.base,
+                AuthHeader(auth.as_deref().map(String::as_str)),
+            ) {
                 Ok(r) => r,
                 Err(e) if retry::is_transient(&e) && retry + 1 < attempts => {
                     retry += 1;
@@ -723,20 +750,7 @@ impl Client {
                 });
             }
         }
-        let resp = self.send(
-            &what,
-            &Scope::pull(repository),
-            Retry::Transient,
-            |agent, base, auth| {
-                let mut req = agent
-                    .get(format!("{base}/v2/{repository}/manifests/{reference}"))
-                    .header("Accept", MANIFEST_ACCEPT);
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
-                req.call()
-            },
-        )?;
+        let resp = self.manifest_call(false, repository, reference, &what)?;
         if resp.status().as_u16() != 200 {
             return Err(self.status_error(&what, resp));
         }
@@ -819,23 +833,34 @@ impl Client {
         })
     }
 
-    /// HEAD a manifest: its descriptor if the registry has it, `None` on 404.
-    pub fn head_manifest(&self, repository: &str, reference: &str) -> Result<Option<Descriptor>> {
-        let what = format!("manifest {repository}:{reference}");
-        let resp = self.send(
-            &what,
+    /// GET or HEAD a manifest, accepting the types rrun reads.
+    fn manifest_call(
+        &self,
+        head: bool,
+        repository: &str,
+        reference: &str,
+        what: &str,
+    ) -> Result<Response<Body>> {
+        self.send(
+            what,
             &Scope::pull(repository),
             Retry::Transient,
             |agent, base, auth| {
-                let mut req = agent
-                    .head(format!("{base}/v2/{repository}/manifests/{reference}"))
-                    .header("Accept", MANIFEST_ACCEPT);
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
-                req.call()
+                let url = format!("{base}/v2/{repository}/manifests/{reference}");
+                let req = if head {
+                    agent.head(url)
+                } else {
+                    agent.get(url)
+                };
+                auth.on(req.header("Accept", MANIFEST_ACCEPT)).call()
             },
-        )?;
+        )
+    }
+
+    /// HEAD a manifest: its descriptor if the registry has it, `None` on 404.
+    pub fn head_manifest(&self, repository: &str, reference: &str) -> Result<Option<Descriptor>> {
+        let what = format!("manifest {repository}:{reference}");
+        let resp = self.manifest_call(true, repository, reference, &what)?;
         match resp.status().as_u16() {
             200 => {
                 let digest = header(&resp, "docker-content-digest")
@@ -872,13 +897,9 @@ impl Client {
             &Scope::push(repository),
             Retry::Transient,
             |agent, base, auth| {
-                let mut req = agent
-                    .put(format!("{base}/v2/{repository}/manifests/{reference}"))
-                    .header("Content-Type", media_type);
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
-                req.send(bytes)
+                let url = format!("{base}/v2/{repository}/manifests/{reference}");
+                auth.on(agent.put(url).header("Content-Type", media_type))
+                    .send(bytes)
             },
         )?;
         if resp.status().as_u16() != 201 {
@@ -915,9 +936,7 @@ impl Client {
                 if offset > 0 {
                     req = req.header("Range", format!("bytes={offset}-"));
                 }
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
+                req = auth.on(req);
                 req.call()
             },
         )?;

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::client::Client;
 use super::progress::{BlobOutcome, Progress};
-use super::store_seam::StoreHandle;
+use super::store_seam::{self, StoreHandle};
 use crate::image::digest::Digest;
 use crate::image::error::{ImageError, Result};
 use crate::image::manifest::Descriptor;
@@ -44,13 +44,7 @@ impl Partial {
 
     /// Open (or create) the staging file and hash what it already holds.
     fn open(path: PathBuf, size: u64) -> Result<Self> {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| ImageError::io_at(&path, e))?;
+        let file = store_seam::open_rw(&path)?;
         let mut p = Self {
             file,
             path,

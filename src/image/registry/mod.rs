@@ -11,6 +11,7 @@ pub mod auth;
 pub mod authfile;
 pub mod client;
 pub mod fetch;
+pub mod parallel;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -5,14 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use crate::crypto::layer as crypto_layer;
 use crate::crypto::{CryptoError, DecryptConfig};
 
 use super::client::{Client, ClientOptions, RemoteManifest, RetryNotifier};
 use super::fetch::{self, Fetched};
+use super::parallel;
 use super::progress::Progress;
 use super::store_seam::{self, PulledImage, StoreHandle};
 use crate::image::digest::Digest;
@@ -369,43 +368,15 @@ fn download_all(
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<(Descriptor, Fetched)>> {
-    let queue = Mutex::new(layers.iter().rev().cloned().collect::<Vec<_>>());
-    let done = Mutex::new(Vec::new());
-    let failure: Mutex<Option<ImageError>> = Mutex::new(None);
-    let cancel = AtomicBool::new(false);
-    let workers = jobs.clamp(1, 16).min(layers.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                if cancel.load(Ordering::Relaxed) {
-                    return;
-                }
-                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                let Some(desc) = next else { return };
-                match fetch::fetch_layer(client, repository, &desc, store, progress, &cancel) {
-                    Ok(f) => done
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((desc, f)),
-                    Err(e) => {
-                        cancel.store(true, Ordering::Relaxed);
-                        let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
-                        if !matches!(e, ImageError::Cancelled) {
-                            progress.blob_failed(&desc.digest, &e.to_string());
-                        }
-                        if slot.is_none() || matches!(*slot, Some(ImageError::Cancelled)) {
-                            *slot = Some(e);
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
-    Ok(done.into_inner().unwrap_or_else(|e| e.into_inner()))
+    parallel::for_each(
+        layers,
+        jobs,
+        |desc, cancel| {
+            fetch::fetch_layer(client, repository, desc, store, progress, cancel)
+                .map(|f| (desc.clone(), f))
+        },
+        |desc, e| progress.blob_failed(&desc.digest, &e.to_string()),
+    )
 }
 
 #[cfg(test)]

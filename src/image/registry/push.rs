@@ -5,12 +5,11 @@
 //! (which is what is pushed); the source is never changed.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use crate::crypto::EncryptConfig;
 
 use super::client::{Client, ClientOptions, RetryNotifier};
+use super::parallel;
 use super::progress::{BlobOutcome, Progress};
 use super::upload;
 use crate::image::crypt::{self, LayerFilter};
@@ -109,7 +108,13 @@ fn put_manifests(
         }
         TreeNode::Index(ix) => {
             for child in &ix.children {
-                put_manifests(client, repository, child, None)?;
+                // A child the registry has (an earlier push) is not sent again.
+                if client
+                    .head_manifest(repository, child.desc().digest.as_str())?
+                    .is_none()
+                {
+                    put_manifests(client, repository, child, None)?;
+                }
             }
             let reference = top_ref.map_or_else(|| ix.desc.digest.to_string(), str::to_string);
             client.put_manifest(repository, &reference, &ix.desc.media_type, &ix.raw)?;
@@ -166,48 +171,22 @@ pub fn push(
         .filter(|h| h.domain() == dest.domain() && h.repository() != repository)
         .map(|h| h.repository().to_string());
 
-    let queue = Mutex::new(todo.iter().rev().cloned().collect::<Vec<_>>());
-    let outcomes = Mutex::new(Vec::new());
-    let failure: Mutex<Option<ImageError>> = Mutex::new(None);
-    let cancel = AtomicBool::new(false);
-    let workers = opts.jobs.clamp(1, 16).min(todo.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                if cancel.load(Ordering::Relaxed) {
-                    return;
-                }
-                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                let Some(desc) = next else { return };
-                match upload::push_blob(
-                    &client,
-                    repository,
-                    &layout,
-                    &desc,
-                    mount_from.as_deref(),
-                    progress,
-                    &cancel,
-                ) {
-                    Ok(o) => outcomes.lock().unwrap_or_else(|e| e.into_inner()).push(o),
-                    Err(e) => {
-                        cancel.store(true, Ordering::Relaxed);
-                        if !matches!(e, ImageError::Cancelled) {
-                            progress.blob_failed(&desc.digest, &e.to_string());
-                        }
-                        let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
-                        if slot.is_none() || matches!(*slot, Some(ImageError::Cancelled)) {
-                            *slot = Some(e);
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
-    let outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
+    let outcomes = parallel::for_each(
+        &todo,
+        opts.jobs,
+        |desc, cancel| {
+            upload::push_blob(
+                &client,
+                repository,
+                &layout,
+                desc,
+                mount_from.as_deref(),
+                progress,
+                cancel,
+            )
+        },
+        |desc, e| progress.blob_failed(&desc.digest, &e.to_string()),
+    )?;
     let count = |o: BlobOutcome| outcomes.iter().filter(|x| **x == o).count();
 
     // Manifests last, the tag (or the pinned digest) on the top one.

@@ -51,16 +51,21 @@ pub struct PulledImage {
     pub staged: Vec<(Descriptor, PathBuf)>,
 }
 
-/// Take the store lock exclusively (released when the file is dropped).
-fn lock_store(root: &Path) -> Result<File> {
-    let path = root.join(LOCK_FILE);
-    let file = File::options()
+/// Open a file for reading and writing, creating it empty if missing, never truncating it.
+pub fn open_rw(path: &Path) -> Result<File> {
+    File::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(|e| ImageError::io_at(&path, e))?;
+        .open(path)
+        .map_err(|e| ImageError::io_at(path, e))
+}
+
+/// Take the store lock exclusively (released when the file is dropped).
+fn lock_store(root: &Path) -> Result<File> {
+    let path = root.join(LOCK_FILE);
+    let file = open_rw(&path)?;
     file.lock().map_err(|e| ImageError::io_at(&path, e))?;
     Ok(file)
 }
@@ -126,13 +131,7 @@ impl StoreHandle {
     pub fn lock_blob(&self, digest: &Digest) -> Result<BlobLock> {
         let path = self.staging.join(format!("{}.lock", digest.hex()));
         loop {
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| ImageError::io_at(&path, e))?;
+            let file = open_rw(&path)?;
             file.lock().map_err(|e| ImageError::io_at(&path, e))?;
             // The holder before us may have removed the file: lock the current one instead.
             let held = file.metadata().map_err(|e| ImageError::io_at(&path, e))?;

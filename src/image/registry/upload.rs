@@ -6,7 +6,8 @@
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ureq::SendBody;
+use ureq::typestate::WithBody;
+use ureq::{Agent, SendBody};
 
 use super::auth::Scope;
 use super::client::{Client, Retry};
@@ -66,9 +67,7 @@ impl Client {
             Retry::Transient,
             |agent, base, auth| {
                 let mut req = agent.head(format!("{base}/v2/{repository}/blobs/{digest}"));
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
+                req = auth.on(req);
                 req.call()
             },
         )?;
@@ -102,9 +101,7 @@ impl Client {
             if let Some((digest, from)) = mount {
                 req = req.query("mount", digest.as_str()).query("from", from);
             }
-            if let Some(a) = auth {
-                req = req.header("Authorization", a);
-            }
+            req = auth.on(req);
             req.header("Content-Length", "0").send_empty()
         })?;
         match resp.status().as_u16() {
@@ -112,6 +109,33 @@ impl Client {
             202 => Ok(Some(location(self, &resp, &what)?)),
             _ => Err(self.status_error(&what, resp)),
         }
+    }
+
+    /// Send `body` once with the request `make` builds (PUT or PATCH). A request refused
+    /// with 401 cannot send the consumed body again: the session is spent, and the error makes
+    /// the caller start a new one (with the token now fetched).
+    fn send_stream(
+        &self,
+        what: &str,
+        repository: &str,
+        body: &mut dyn Read,
+        make: impl Fn(&Agent) -> ureq::RequestBuilder<WithBody>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let mut body = Some(body);
+        self.send(
+            what,
+            &Scope::push(repository),
+            Retry::Never,
+            |agent, _, auth| {
+                let req = auth.on(make(agent).header("Content-Type", "application/octet-stream"));
+                match body.take() {
+                    Some(b) => req.send(SendBody::from_reader(b)),
+                    None => Err(ureq::Error::Io(io::Error::other(
+                        "upload refused, starting again",
+                    ))),
+                }
+            },
+        )
     }
 
     /// Send the whole blob with one streaming PUT to the session URL.
@@ -125,29 +149,9 @@ impl Client {
         let what = format!("upload of blob {} to {repository}", desc.digest);
         let url = with_query(session, "digest", desc.digest.as_str());
         let size = desc.size.to_string();
-        let mut body = Some(body);
-        let resp = self.send(
-            &what,
-            &Scope::push(repository),
-            Retry::Never,
-            |agent, _, auth| {
-                let mut req = agent
-                    .put(&url)
-                    .header("Content-Type", "application/octet-stream")
-                    .header("Content-Length", &size);
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
-                match body.take() {
-                    Some(b) => req.send(SendBody::from_reader(b)),
-                    // The body was used by an attempt the registry refused (401): this session is
-                    // spent; the caller starts a new one.
-                    None => Err(ureq::Error::Io(io::Error::other(
-                        "upload refused, starting again",
-                    ))),
-                }
-            },
-        )?;
+        let resp = self.send_stream(&what, repository, body, |agent| {
+            agent.put(&url).header("Content-Length", &size)
+        })?;
         if resp.status().as_u16() != 201 {
             return Err(self.status_error(&what, resp));
         }
@@ -170,26 +174,13 @@ impl Client {
             let len = chunk.min(desc.size - sent);
             let range = format!("{sent}-{}", sent + len - 1);
             let length = len.to_string();
-            let mut part = Some(body.take(len));
-            let resp = self.send(
-                &what,
-                &Scope::push(repository),
-                Retry::Never,
-                |agent, _, auth| {
-                    let mut req = agent
-                        .patch(&url)
-                        .header("Content-Type", "application/octet-stream")
-                        .header("Content-Range", &range)
-                        .header("Content-Length", &length);
-                    if let Some(a) = auth {
-                        req = req.header("Authorization", a);
-                    }
-                    match part.as_mut() {
-                        Some(p) => req.send(SendBody::from_reader(p)),
-                        None => Err(ureq::Error::Io(io::Error::other("chunk refused"))),
-                    }
-                },
-            )?;
+            let mut part = body.take(len);
+            let resp = self.send_stream(&what, repository, &mut part, |agent| {
+                agent
+                    .patch(&url)
+                    .header("Content-Range", &range)
+                    .header("Content-Length", &length)
+            })?;
             if resp.status().as_u16() != 202 {
                 return Err(self.status_error(&what, resp));
             }
@@ -203,9 +194,7 @@ impl Client {
             Retry::Transient,
             |agent, _, auth| {
                 let mut req = agent.put(&close).header("Content-Length", "0");
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
+                req = auth.on(req);
                 req.send_empty()
             },
         )?;
