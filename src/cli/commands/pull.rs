@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use rrun::image::name::Reference;
 use rrun::image::registry::{self, ClientOptions, PullOptions, TlsVerify};
 
-use super::transfer_progress::TransferProgress;
+use super::transfer_progress::{count, TransferProgress};
 use crate::cli::args::{Globals, PullArgs, TlsArgs};
 use crate::cli::log;
 
@@ -53,20 +53,22 @@ pub fn run(globals: &Globals, args: PullArgs) -> anyhow::Result<()> {
         result.with_context(|| format!("pull of {reference} failed; the store is unchanged"))?;
     if summary.unchecked_ciphertext {
         log::warn(format!(
-            "{} of the {} layers of {} are encrypted: stored as ciphertext without a key check; \
+            "{} of the {} of {} encrypted: stored as ciphertext without a key check; \
              give --key to check the keys before download",
-            summary.encrypted_layers, summary.layers, summary.name
+            summary.encrypted_layers,
+            count(summary.layers, "layer"),
+            summary.name
         ));
     }
     if args.quiet {
         println!("{}", summary.manifest_digest);
     } else {
         println!(
-            "pulled {} ({}, manifest {}; {} layers: {} downloaded, {} already stored)",
+            "pulled {} ({}, manifest {}; {}: {} downloaded, {} already stored)",
             summary.name,
             summary.platform,
             summary.manifest_digest,
-            summary.layers,
+            count(summary.layers, "layer"),
             summary.downloaded,
             summary.already_stored
         );

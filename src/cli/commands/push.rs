@@ -9,7 +9,7 @@ use rrun::image::reference::ImageRef;
 use rrun::image::registry::{self, PushOptions};
 
 use super::pull::{client_options, registry_ref};
-use super::transfer_progress::TransferProgress;
+use super::transfer_progress::{count, TransferProgress};
 use crate::cli::args::{Globals, PushArgs};
 
 /// Run the command.
@@ -78,13 +78,17 @@ pub fn run(globals: &Globals, args: PushArgs) -> anyhow::Result<()> {
         println!("{}", summary.digest);
     } else {
         let encrypted = if summary.encrypted_layers > 0 {
-            format!(", {} layers encrypted", summary.encrypted_layers)
+            format!(", {} encrypted", count(summary.encrypted_layers, "layer"))
         } else {
             String::new()
         };
         println!(
-            "pushed {} ({}; {} blobs uploaded, {} already there, {} mounted{encrypted})",
-            summary.destination, summary.digest, summary.uploaded, summary.skipped, summary.mounted
+            "pushed {} ({}; {} uploaded, {} already there, {} mounted{encrypted})",
+            summary.destination,
+            summary.digest,
+            count(summary.uploaded, "blob"),
+            summary.skipped,
+            summary.mounted
         );
     }
     Ok(())

@@ -28,6 +28,15 @@ pub struct TransferProgress {
     bars: Mutex<HashMap<Digest, ProgressBar>>,
 }
 
+/// `1 layer`, `2 layers`.
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// `12.3 MiB`.
 fn human(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -94,10 +103,12 @@ impl TransferProgress {
             .cloned()
     }
 
-    /// Clear what is left on the terminal.
+    /// Stop drawing (finished bars stay on the terminal).
     pub fn finish(&self) {
-        if self.mode == Mode::Bars {
-            let _ = self.multi.clear();
+        for bar in self.bars.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
         }
     }
 }

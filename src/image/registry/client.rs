@@ -444,7 +444,12 @@ impl Client {
                 }
                 Err(e) if retry::is_transient(&e) && retry + 1 < self.opts.retry.attempts => {
                     retry += 1;
-                    self.sleep_before_retry("connecting", retry, None, &e.to_string());
+                    self.sleep_before_retry(
+                        &format!("connecting to {}", self.registry),
+                        retry,
+                        None,
+                        &e.to_string(),
+                    );
                 }
                 Err(e) => {
                     return Err(self.unreachable(format!(

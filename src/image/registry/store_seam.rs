@@ -73,7 +73,14 @@ fn lock_store(root: &Path) -> Result<File> {
 /// Open the store at `root`, creating it (an empty OCI layout) if the directory is missing or
 /// empty; refuse a directory that holds something else.
 pub fn open_store(root: &Path) -> Result<StoreHandle> {
-    let allowed = [LOCK_FILE, TMP_DIR, "blobs", INDEX_JSON, OCI_LAYOUT_FILE];
+    let allowed = [
+        LOCK_FILE,
+        TMP_DIR,
+        "snapshots",
+        "blobs",
+        INDEX_JSON,
+        OCI_LAYOUT_FILE,
+    ];
     if !root.join(OCI_LAYOUT_FILE).exists() {
         if let Ok(entries) = fs::read_dir(root) {
             for e in entries.flatten() {
