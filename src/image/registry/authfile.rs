@@ -114,11 +114,10 @@ impl AuthFiles {
             path: path.clone(),
             reason: "\"auths\" is not a JSON object".into(),
         })?;
-        // One entry per registry: drop other spellings of the same host.
+        // One entry per registry: drop other spellings of the same host (podman's
+        // per-namespace `host/ns` entries stay).
         let host = canonical_host(registry);
-        auths.retain(|k, _| {
-            key_host(k).as_deref() != Some(host.as_str()) || k.contains('/') && !k.contains("://")
-        });
+        auths.retain(|k, _| is_namespace_key(k) || key_host(k).as_deref() != Some(host.as_str()));
         let raw = Zeroizing::new(format!("{}:{}", creds.username, creds.password()));
         let mut entry = Map::new();
         entry.insert(
@@ -184,6 +183,11 @@ fn key_host(key: &str) -> Option<String> {
     (!host.is_empty()).then(|| canonical_host(host))
 }
 
+/// True for podman's per-namespace keys (`host/namespace`), not docker's URL keys.
+fn is_namespace_key(key: &str) -> bool {
+    !key.contains("://") && key.contains('/')
+}
+
 /// The most specific entry for registry (and repository): `host/ns/repo`, then `host/ns`,
 /// then `host` in any spelling.
 fn best_entry<'a>(
@@ -205,8 +209,7 @@ fn best_entry<'a>(
         return Some(v);
     }
     auths.iter().find_map(|(k, v)| {
-        let path_scoped = !k.contains("://") && k.contains('/');
-        (!path_scoped && key_host(k).as_deref() == Some(host.as_str())).then_some(v)
+        (!is_namespace_key(k) && key_host(k).as_deref() == Some(host.as_str())).then_some(v)
     })
 }
 
