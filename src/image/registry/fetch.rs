@@ -1,7 +1,7 @@
-//! Download one layer blob into the store's staging: under a per-blob lock, skip it if the
-//! store has it, resume a partial file left by an interrupted pull with a `Range` request,
-//! never write past the declared size, and accept the file only when the whole of it has the
-//! declared digest (a bad resumed prefix is fetched again once from the start).
+//! Download one layer blob into the store: under a per-blob lock, skip it if the store has it,
+//! resume a partial file left by an interrupted pull with a `Range` request, never write past
+//! the declared size, and store the file only when the whole of it has the declared digest (a
+//! bad resumed prefix is fetched again once from the start).
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -20,13 +20,13 @@ use crate::image::manifest::Descriptor;
 /// Read buffer of a download.
 const BUF_SIZE: usize = 256 << 10;
 
-/// Where a fetched blob is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a fetched blob got into the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fetched {
-    /// The store already holds it.
-    Stored,
-    /// Verified, in the staging file.
-    Staged(PathBuf),
+    /// The store already held it.
+    AlreadyStored,
+    /// Downloaded (or completed from a kept partial), verified and stored.
+    Downloaded,
 }
 
 /// The state of one download: the staging file, its length and the hash of its content.
@@ -98,7 +98,7 @@ pub fn fetch_layer(
     let _lock = store.lock_blob(digest)?;
     if store.has_blob(desc) {
         progress.blob_finished(digest, BlobOutcome::AlreadyThere);
-        return Ok(Fetched::Stored);
+        return Ok(Fetched::AlreadyStored);
     }
     let mut part = Partial::open(store.partial_path(digest), desc.size)?;
     let mut resumed = part.have > 0;
@@ -107,14 +107,14 @@ pub fn fetch_layer(
         download_rest(client, repository, desc, &mut part, progress, cancel)?;
         let actual = Digest::from_sha256(std::mem::take(&mut part.hasher).finalize().into());
         if actual == desc.digest {
-            part.file.sync_all().map_err(|e| part.io(e))?;
+            store.store_verified(desc, &part.file, &part.path)?;
             let outcome = if resumed {
                 BlobOutcome::Resumed
             } else {
                 BlobOutcome::Transferred
             };
             progress.blob_finished(digest, outcome);
-            return Ok(Fetched::Staged(part.path));
+            return Ok(Fetched::Downloaded);
         }
         if resumed {
             // The kept prefix may be what was wrong: fetch the whole blob once more.

@@ -319,24 +319,20 @@ pub fn pull(
 
     let name = stored_name(reference);
     let entry = selected.entry.clone();
-    let staged: Vec<(Descriptor, std::path::PathBuf)> = fetched
+    let downloaded = fetched
         .iter()
-        .filter_map(|(d, f)| match f {
-            Fetched::Staged(p) => Some((d.clone(), p.clone())),
-            Fetched::Stored => None,
-        })
-        .collect();
-    let downloaded = staged.len();
+        .filter(|(_, f)| *f == Fetched::Downloaded)
+        .count();
     store_seam::commit_pulled(
-        &store,
+        store,
         &PulledImage {
             name: name.clone(),
             manifest: entry.clone(),
             small_blobs: vec![selected.bytes.clone(), config],
-            staged,
         },
     )?;
-    store.clean_locks(
+    store_seam::clean_locks(
+        root,
         &todo
             .iter()
             .map(|d| d.digest.clone())

@@ -1,18 +1,24 @@
-//! THE SEAM between pull and the image store: where pulled blobs are staged and the one
-//! function, [`commit_pulled`], that puts a verified image into the store under its name.
+//! THE SEAM between pull and the image store: where partial downloads are kept, how a
+//! verified blob enters the store, and the one function, [`commit_pulled`], that names the
+//! image in `index.json`.
 //!
-//! The store (DESIGN.md section 3, `src/image/store/`) is being written at the same time;
-//! until it lands, this file writes the store root directly as the OCI layout it is, through
-//! `transport::Destination` over `oci:<root>:<name>`, holding the agreed `<root>/lock`
-//! exclusively while it commits. To switch to the store's locked writer, replace the bodies
-//! here (nothing else in `registry/` touches the store's files):
-//! - [`open_store`]: open or create the store, return where partial downloads go;
-//! - [`StoreHandle::has_blob`]: is a verified blob already stored;
-//! - [`commit_pulled`]: move the staged, verified layer files in, write the small blobs,
-//!   record the name in `index.json`, all under the writer lock.
+//! It follows the store's rules (DESIGN.md section 3; `src/image/store/`, written at the same
+//! time, whose `StoreDestination` replaces this file): the pull holds `<root>/lock` shared from
+//! [`open_store`] until [`commit_pulled`], which converts it to exclusive for the `index.json`
+//! update; every blob is verified before it is renamed into `blobs/sha256/`, one by one, so a
+//! later pull reuses what an interrupted one verified; nothing names the new blobs until the
+//! commit, so a failed pull leaves `index.json` as it was (unreferenced verified blobs go at
+//! the next prune). To switch to the store's writer, replace the bodies here (nothing else in
+//! `registry/` touches the store's files):
+//! - [`open_store`] -> `Store::open` + `Store::destination` (shared lock, lease);
+//! - [`StoreHandle::has_blob`] -> `StoreDestination::has_blob` (also protects the blob);
+//! - [`StoreHandle::store_verified`] -> `StoreDestination::commit_blob` (the store's version
+//!   takes an `IncomingBlob` it hashes itself; a partial file that survives `kill -9` needs a
+//!   deterministic path it keeps, which is what [`StoreHandle::partial_path`] gives);
+//! - [`commit_pulled`] -> `StoreDestination::put_verified` for the manifest and config, then
+//!   `StoreDestination::commit`.
 
 use std::fs::{self, File};
-use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
@@ -30,15 +36,16 @@ const TMP_DIR: &str = "tmp";
 /// Where partial and staged pulled blobs live, inside [`TMP_DIR`].
 const PULL_DIR: &str = "pull";
 
-/// An open store, as pull needs it.
-#[derive(Debug, Clone)]
+/// An open store, as pull needs it: holds the store lock shared until dropped or committed.
+#[derive(Debug)]
 pub struct StoreHandle {
     root: PathBuf,
     layout: Layout,
     staging: PathBuf,
+    lock: File,
 }
 
-/// An image ready to be committed: every blob verified.
+/// An image ready to be committed: every layer verified and stored.
 #[derive(Debug, Clone)]
 pub struct PulledImage {
     /// The name it is stored under (`127.0.0.1:5000/app:1`).
@@ -47,8 +54,6 @@ pub struct PulledImage {
     pub manifest: Descriptor,
     /// Small verified blobs kept in memory (manifest, config).
     pub small_blobs: Vec<Vec<u8>>,
-    /// Verified layer files in the staging directory.
-    pub staged: Vec<(Descriptor, PathBuf)>,
 }
 
 /// Open a file for reading and writing, creating it empty if missing, never truncating it.
@@ -62,11 +67,16 @@ pub fn open_rw(path: &Path) -> Result<File> {
         .map_err(|e| ImageError::io_at(path, e))
 }
 
-/// Take the store lock exclusively (released when the file is dropped).
-fn lock_store(root: &Path) -> Result<File> {
+/// Take the store lock (released when the file is dropped).
+fn lock_store(root: &Path, exclusive: bool) -> Result<File> {
     let path = root.join(LOCK_FILE);
     let file = open_rw(&path)?;
-    file.lock().map_err(|e| ImageError::io_at(&path, e))?;
+    if exclusive {
+        file.lock()
+    } else {
+        file.lock_shared()
+    }
+    .map_err(|e| ImageError::io_at(&path, e))?;
     Ok(file)
 }
 
@@ -94,8 +104,8 @@ pub fn open_store(root: &Path) -> Result<StoreHandle> {
     }
     let blobs = root.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).map_err(|e| ImageError::io_at(&blobs, e))?;
-    {
-        let _lock = lock_store(root)?;
+    if !root.join(OCI_LAYOUT_FILE).exists() {
+        let _lock = lock_store(root, true)?;
         if !root.join(OCI_LAYOUT_FILE).exists() {
             // index.json first: a present oci-layout always has an index beside it.
             if !root.join(INDEX_JSON).exists() {
@@ -106,13 +116,17 @@ pub fn open_store(root: &Path) -> Result<StoreHandle> {
             layout::write_atomic(&root.join(OCI_LAYOUT_FILE), OCI_LAYOUT_JSON)?;
         }
     }
+    let lock = lock_store(root, false)?;
     let layout = Layout::open(root)?;
+    // A corrupted index.json is reported before anything is downloaded.
+    layout.read_index()?;
     let staging = root.join(TMP_DIR).join(PULL_DIR);
     fs::create_dir_all(&staging).map_err(|e| ImageError::io_at(&staging, e))?;
     Ok(StoreHandle {
         root: root.into(),
         layout,
         staging,
+        lock,
     })
 }
 
@@ -126,6 +140,19 @@ impl StoreHandle {
     pub fn has_blob(&self, desc: &Descriptor) -> bool {
         fs::metadata(self.layout.blob_path(&desc.digest))
             .is_ok_and(|m| m.is_file() && m.len() == desc.size)
+    }
+
+    /// Put a downloaded file whose size and digest were verified against `desc` into the
+    /// store (fsynced, world-readable, renamed; dropped if the blob is there already).
+    pub fn store_verified(&self, desc: &Descriptor, file: &File, path: &Path) -> Result<()> {
+        if self.has_blob(desc) {
+            let _ = fs::remove_file(path);
+            return Ok(());
+        }
+        file.sync_all().map_err(|e| ImageError::io_at(path, e))?;
+        layout::set_public_mode(file, path)?;
+        let target = self.layout.blob_path(&desc.digest);
+        fs::rename(path, &target).map_err(|e| ImageError::io_at(&target, e))
     }
 
     /// The file a blob is downloaded into (kept across interrupted pulls, for resuming).
@@ -150,19 +177,6 @@ impl StoreHandle {
             }
         }
     }
-
-    /// Remove the lock files of blobs now in the store (skipped when someone holds them).
-    pub fn clean_locks(&self, digests: &[Digest]) {
-        for d in digests {
-            let path = self.staging.join(format!("{}.lock", d.hex()));
-            let Ok(file) = File::options().read(true).write(true).open(&path) else {
-                continue;
-            };
-            if file.try_lock().is_ok() {
-                let _ = fs::remove_file(&path);
-            }
-        }
-    }
 }
 
 /// A held per-blob staging lock (released when dropped).
@@ -171,36 +185,36 @@ pub struct BlobLock {
     _file: File,
 }
 
-/// Put a pulled, verified image into the store under its name: small blobs written, staged
-/// layer files fsynced and renamed in, then `index.json` updated atomically, all under the
-/// store's exclusive lock. Until `index.json` changes, nothing refers to the new blobs, so a
-/// crash leaves a valid store (at worst with unreferenced verified blobs for prune).
-pub fn commit_pulled(store: &StoreHandle, image: &PulledImage) -> Result<()> {
-    let root = store.root();
-    let _lock = lock_store(root)?;
+/// Remove the staging lock files of blobs now in the store (skipped when someone holds them).
+pub fn clean_locks(root: &Path, digests: &[Digest]) {
+    let staging = root.join(TMP_DIR).join(PULL_DIR);
+    for d in digests {
+        let path = staging.join(format!("{}.lock", d.hex()));
+        let Ok(file) = File::options().read(true).write(true).open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+/// Name a pulled image in the store: the small blobs (manifest, config) written, then
+/// `index.json` updated atomically under the exclusive lock (the pull's shared lock is
+/// converted). Every layer is already stored, verified.
+pub fn commit_pulled(store: StoreHandle, image: &PulledImage) -> Result<()> {
+    let root = store.root.clone();
+    store
+        .lock
+        .lock()
+        .map_err(|e| ImageError::io_at(root.join(LOCK_FILE), e))?;
+    layout::sync_dir(&store.layout.blobs_dir())?;
     let mut dest = Destination::open(&ImageRef::Oci {
-        path: root.into(),
+        path: root,
         tag: Some(image.name.clone()),
     })?;
     for blob in &image.small_blobs {
         dest.stage().put_bytes(blob)?;
-    }
-    let layout = dest.layout().clone();
-    for (desc, staged) in &image.staged {
-        let target = layout.blob_path(&desc.digest);
-        if store.has_blob(desc) {
-            let _ = fs::remove_file(staged);
-            continue;
-        }
-        let file = File::open(staged).map_err(|e| ImageError::io_at(staged, e))?;
-        file.sync_all().map_err(|e| ImageError::io_at(staged, e))?;
-        layout::set_public_mode(&file, staged)?;
-        match fs::rename(staged, &target) {
-            Ok(()) => {}
-            // Another pull committed the same blob from the same staged file first.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && store.has_blob(desc) => {}
-            Err(e) => return Err(ImageError::io_at(&target, e)),
-        }
     }
     dest.commit(image.manifest.clone())
 }
@@ -231,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn commit_moves_staged_files_and_names_the_image() {
+    fn verified_blobs_enter_one_by_one_and_commit_names_the_image() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("store");
         let s = open_store(&root).unwrap();
@@ -241,8 +255,16 @@ mod tests {
             Digest::of_bytes(&layer),
             layer.len() as u64,
         );
-        let staged = s.partial_path(&ld.digest);
-        fs::write(&staged, &layer).unwrap();
+        {
+            let _held = s.lock_blob(&ld.digest).unwrap();
+            let path = s.partial_path(&ld.digest);
+            fs::write(&path, &layer).unwrap();
+            s.store_verified(&ld, &File::open(&path).unwrap(), &path)
+                .unwrap();
+            assert!(!path.exists());
+        }
+        assert!(s.has_blob(&ld));
+        let index_before = fs::read(root.join(INDEX_JSON)).unwrap();
         let manifest = br#"{"schemaVersion":2}"#.to_vec();
         let md = Descriptor::new(
             crate::image::media_type::OCI_MANIFEST,
@@ -253,21 +275,18 @@ mod tests {
             name: "127.0.0.1:5000/app:1".into(),
             manifest: md.clone(),
             small_blobs: vec![manifest],
-            staged: vec![(ld.clone(), staged.clone())],
         };
-        {
-            let _held = s.lock_blob(&ld.digest).unwrap();
-        }
-        commit_pulled(&s, &image).unwrap();
-        assert!(s.has_blob(&ld) && s.has_blob(&md));
-        assert!(!staged.exists());
+        assert_eq!(fs::read(root.join(INDEX_JSON)).unwrap(), index_before);
+        commit_pulled(s, &image).unwrap();
         let index = Layout::open(&root).unwrap().read_index().unwrap();
         assert_eq!(index.manifests.len(), 1);
         assert_eq!(index.manifests[0].ref_name(), Some("127.0.0.1:5000/app:1"));
         // Committing again (a concurrent pull of the same image) changes nothing.
-        commit_pulled(&s, &image).unwrap();
+        let s = open_store(&root).unwrap();
+        assert!(s.has_blob(&md));
+        commit_pulled(s, &image).unwrap();
         assert_eq!(Layout::open(&root).unwrap().read_index().unwrap(), index);
-        s.clean_locks(std::slice::from_ref(&ld.digest));
+        clean_locks(&root, std::slice::from_ref(&ld.digest));
         assert!(!root
             .join(format!("tmp/pull/{}.lock", ld.digest.hex()))
             .exists());
