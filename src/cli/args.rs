@@ -101,6 +101,14 @@ pub enum Command {
     #[command(hide = true)]
     ContainerMonitor(ContainerMonitorArgs),
     // --- end containers ---
+    /// Pull an image from a registry into the store.
+    Pull(PullArgs),
+    /// Push an image from the store (or an OCI layout) to a registry.
+    Push(PushArgs),
+    /// Log in to a registry: check the credentials, then store them in docker's config.json.
+    Login(LoginArgs),
+    /// Log out of a registry: remove its stored credentials.
+    Logout(LogoutArgs),
 }
 
 /// `rrun image ...`
@@ -767,3 +775,102 @@ pub struct ContainerMonitorArgs {
     pub id: String,
 }
 // --- end containers ---
+/// How to reach a registry.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Check TLS certificates; with false, also use plain HTTP when the registry does not
+    /// speak TLS (loopback registries always may).
+    #[arg(
+        long = "tls-verify",
+        value_name = "BOOL",
+        default_value = "true",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub tls_verify: bool,
+
+    /// PEM file with the CA certificates to trust for the registry.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+}
+
+/// `rrun pull`
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// Platform to pull from a multi-platform image, os/arch[/variant] (default: this host).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// No progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The image: a registry name such as 127.0.0.1:5000/app:1 or busybox (docker:// optional).
+    pub image: String,
+}
+
+/// `rrun push`
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Encrypt the layers for this recipient on the way out: jwe:PUBKEY_FILE (repeatable).
+    #[arg(long = "recipient", visible_alias = "encryption-key", value_name = "R")]
+    pub recipients: Vec<String>,
+
+    /// With --recipient: the layer to encrypt, 0 the bottom, -1 the top (repeatable; default all).
+    #[arg(long = "layer", value_name = "N", allow_negative_numbers = true)]
+    pub layers: Vec<i64>,
+
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// No progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The image: a name in the store, or oci:PATH[:TAG] / oci-archive:PATH[:TAG].
+    pub image: String,
+
+    /// Where to push it, a registry name (default: the image's own name).
+    pub dest: Option<String>,
+}
+
+/// `rrun login`
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// User name.
+    #[arg(short, long)]
+    pub username: Option<String>,
+
+    /// Password (visible to other users in the process list: prefer --password-stdin).
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// The registry, host[:port] (docker.io for Docker Hub).
+    pub registry: String,
+}
+
+/// `rrun logout`
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry, host[:port].
+    pub registry: String,
+}

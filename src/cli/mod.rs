@@ -79,6 +79,10 @@ fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
         Command::Info(a) => commands::info::run(globals, a),
         Command::ContainerMonitor(a) => commands::run::monitor(globals, a),
         // --- end containers ---
+        Command::Pull(a) => commands::pull::run(globals, a),
+        Command::Push(a) => commands::push::run(globals, a),
+        Command::Login(a) => commands::login::run(a),
+        Command::Logout(a) => commands::logout::run(a),
     }
 }
 

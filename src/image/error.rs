@@ -233,7 +233,122 @@ pub enum ImageError {
     /// Unpack options that contradict each other.
     #[error("invalid unpack options: {reason}")]
     InvalidUnpackOptions { reason: String },
+
+    // --- registry client and pull/push (src/image/registry/) ---
+    /// The key gate refused a pull: no given key opens these encrypted layers. Nothing was
+    /// downloaded or stored.
+    #[error("no key opens {} of {image}; nothing was downloaded: {}", plural(layers.len(), "encrypted layer"), LockedLayer::list(layers))]
+    KeyGate {
+        image: String,
+        layers: Vec<LockedLayer>,
+    },
+
+    /// The registry could not be reached (after retries for transient failures).
+    #[error("cannot reach registry {registry}: {reason}")]
+    RegistryUnreachable { registry: String, reason: String },
+
+    /// The registry refused the credentials (or gave no access) after one refresh.
+    #[error(
+        "not authorized by {registry} for {what}: {reason}; log in with rrun login {registry}"
+    )]
+    Unauthorized {
+        registry: String,
+        what: String,
+        reason: String,
+    },
+
+    /// Credentials given to `rrun login` were refused.
+    #[error("login to {registry} failed: {reason}")]
+    LoginFailed { registry: String, reason: String },
+
+    /// A manifest or blob the registry does not have.
+    #[error("{what} not found in {registry} (HTTP 404){}", detail_suffix(detail))]
+    RegistryNotFound {
+        registry: String,
+        what: String,
+        detail: String,
+    },
+
+    /// An HTTP status rrun does not expect for the request.
+    #[error(
+        "registry {registry} answered {what} with HTTP {status}{}",
+        detail_suffix(detail)
+    )]
+    RegistryStatus {
+        registry: String,
+        what: String,
+        status: u16,
+        detail: String,
+    },
+
+    /// A registry answer that breaks the distribution protocol.
+    #[error("registry {registry} broke the protocol: {reason}")]
+    RegistryProtocol { registry: String, reason: String },
+
+    /// A credentials file (docker config.json, containers auth.json) that cannot be used.
+    #[error("credentials file {}: {reason}", path.display())]
+    AuthFile { path: PathBuf, reason: String },
+
+    /// A TLS setting that cannot be used (`--tls-ca`).
+    #[error("tls: {reason}")]
+    TlsConfig { reason: String },
+
+    /// Another thread of the same pull or push failed first.
+    #[error("cancelled because another transfer failed")]
+    Cancelled,
 }
+
+// --- registry (src/image/registry/): the data of `ImageError::KeyGate` and message helpers ---
+
+/// One encrypted layer that none of the given keys opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedLayer {
+    /// The layer digest.
+    pub layer: String,
+    /// The key-wrapping schemes it is encrypted for (`jwe`, `pgp`, ...).
+    pub schemes: Vec<String>,
+    /// Why the keys failed (the crypto error).
+    pub reason: String,
+}
+
+impl LockedLayer {
+    fn list(layers: &[LockedLayer]) -> String {
+        layers
+            .iter()
+            .map(|l| {
+                format!(
+                    "layer {} needs a {} private key ({})",
+                    l.layer,
+                    if l.schemes.is_empty() {
+                        "matching".to_string()
+                    } else {
+                        l.schemes.join(" or ")
+                    },
+                    l.reason
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+// --- end of registry block ---
 
 impl ImageError {
     /// An i/o error with the path it happened on.

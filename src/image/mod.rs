@@ -17,6 +17,7 @@ pub mod media_type;
 pub mod name;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod rewrite;
 pub mod rootfs_tar;
 pub mod stage;

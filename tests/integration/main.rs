@@ -1,6 +1,8 @@
 //! Integration tests: rrun against the real peers, one module per area.
 
 mod crypto_schemes;
+mod registry;
+mod registry_util;
 mod runtime_root;
 mod runtime_util;
 mod store;

@@ -46,6 +46,11 @@ pub fn container_exit(code: i32) -> anyhow::Result<()> {
     }
 }
 // --- end containers ---
+pub mod login;
+pub mod logout;
+pub mod pull;
+pub mod push;
+pub mod transfer_progress;
 
 use anyhow::Context as _;
 
