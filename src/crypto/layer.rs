@@ -57,7 +57,7 @@ pub fn recipients(annotations: &Annotations) -> Vec<(String, Vec<String>)> {
             let value = &annotations[&format!("{ANN_KEYS_PREFIX}{scheme}")];
             let who = match wrappers.iter().find(|w| w.scheme() == scheme) {
                 Some(w) => split_blobs(value)
-                    .filter_map(|b| decode_b64(b))
+                    .filter_map(decode_b64)
                     .flat_map(|b| w.recipients(&b))
                     .collect(),
                 None => vec![format!("[{scheme}]")],
