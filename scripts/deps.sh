@@ -54,13 +54,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "apt-get update failed (another apt running?); retrying in 5 s"
     sleep 5
   done
-  "${apt[@]}" install --no-install-recommends "${missing[@]}" </dev/null
+  "${apt[@]}" -qq install --no-install-recommends "${missing[@]}" </dev/null >/dev/null
   still=()
   for p in "${missing[@]}"; do installed "$p" || still+=("$p"); done
   if [ ${#still[@]} -gt 0 ]; then
     say "still missing after apt-get install: ${still[*]}"
     exit 1
   fi
+  say "installed ${missing[*]}"
 fi
 
 if ! command -v cargo >/dev/null; then
