@@ -9,6 +9,7 @@
 # --dest-oci-accept-uncompressed-layers so that it does not gzip the layer (same work as rrun).
 # Writes bench/results.md and bench/chart.png. Work dir: $BENCH_DIR, default bench/work.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 need jq openssl skopeo gnuplot sha256sum /usr/bin/time
 
@@ -17,8 +18,8 @@ RUNS=${BENCH_RUNS:-3}
 W=${BENCH_DIR:-$ROOT/bench/work}
 OUT_MD=$ROOT/bench/results.md
 OUT_PNG=$ROOT/bench/chart.png
-[[ $BYTES =~ ^[0-9]+$ ]] && [ "$BYTES" -gt 0 ] || die "BENCH_BYTES must be a positive number of bytes"
-[[ $RUNS =~ ^[0-9]+$ ]] && [ "$RUNS" -gt 0 ] || die "BENCH_RUNS must be a positive number"
+if ! [[ $BYTES =~ ^[1-9][0-9]*$ ]]; then die "BENCH_BYTES must be a positive number of bytes"; fi
+if ! [[ $RUNS =~ ^[1-9][0-9]*$ ]]; then die "BENCH_RUNS must be a positive number"; fi
 
 log() { echo "[bench] $*" >&2; }
 
@@ -26,7 +27,7 @@ rm -rf "$W"
 mkdir -p "$W"
 W=$(cd "$W" && pwd)
 free_kib=$(df -Pk "$W" | awk 'NR==2 {print $4}')
-[ "$free_kib" -gt $((BYTES / 1024 * 4)) ] || die "need about $((BYTES * 4 / 1048576)) MiB free in $W"
+[ "$free_kib" -gt $((BYTES * 4 / 1024)) ] || die "need about $((BYTES * 4 / 1048576)) MiB free in $W"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the input image, written by hand ------------------------------------------------------------
@@ -109,7 +110,7 @@ for i in $(seq 1 "$RUNS"); do
     fi
     [ "$i" = 1 ] && check_output "$name"
     cat "$W/time.tmp" >>"$W/$name.times"
-    log "run $i/$RUNS $name: $(cat "$W/time.tmp" | awk '{printf "%.2f s, %.0f MiB", $1, $2/1024}')"
+    log "run $i/$RUNS $name: $(awk '{printf "%.2f s, %.0f MiB", $1, $2/1024}' "$W/time.tmp")"
   done
 done
 rm -rf "$OUT"
@@ -202,4 +203,4 @@ GP
 
 [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$W"
 cat "$OUT_MD"
-log "wrote ${OUT_MD#$ROOT/} and ${OUT_PNG#$ROOT/}"
+log "wrote ${OUT_MD#"$ROOT"/} and ${OUT_PNG#"$ROOT"/}"

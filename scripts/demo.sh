@@ -4,6 +4,7 @@
 # that the layer is the original one (and that skopeo opens rrun's image too).
 # Work dir: $DEMO_DIR, default .work/demo in the repo (rebuilt on every run).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 need jq openssl skopeo
 
@@ -20,7 +21,7 @@ step() { STEP=$((STEP + 1)); printf '\n==> %d. %s\n' "$STEP" "$*"; }
 show() {
   local line="$*"
   line=${line//$RRUN/rrun}
-  echo "\$ ${line//$W\//}"
+  echo "\$ ${line//"$W"\//}"
   "$@"
 }
 rrun() { show "$RRUN" "$@"; }
@@ -42,7 +43,7 @@ for who in alice mallory; do
   (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/$who.pem" 2>/dev/null)
   openssl pkey -in "$W/$who.pem" -pubout -out "$W/$who.pub"
 done
-ls -l "$W"/*.pem "$W"/*.pub | sed "s|$W/||"
+for f in alice.pem alice.pub mallory.pem mallory.pub; do stat -c '%A %n' "$W/$f" | sed "s|$W/||"; done
 
 step "Encrypt the image for alice"
 rrun image encrypt --recipient "jwe:$W/alice.pub" "oci:$IMG:plain" "oci:$IMG:enc"
