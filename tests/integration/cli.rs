@@ -206,8 +206,7 @@ fn import_busybox_dir_makes_an_image_skopeo_and_umoci_accept() {
         "import",
         "--cmd",
         "/bin/sh",
-        "--cmd",
-        "-c",
+        "--cmd=-c",
         "--cmd",
         "echo hi",
         "--env",
@@ -269,6 +268,33 @@ fn import_busybox_dir_makes_an_image_skopeo_and_umoci_accept() {
     );
     let link = fs::read_link(bundle.join("rootfs/bin/sh")).expect("applet symlink");
     assert_eq!(link, Path::new("/bin/busybox"));
+}
+
+#[test]
+fn import_cmd_and_entrypoint_take_values_that_start_with_a_dash() {
+    // `sh -c 'echo hi'` is the usual command; users write it as repeated --cmd values.
+    let w = workdir();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/integration/import-rootfs");
+    let img = Layout::new(w.path().join("img"));
+    rrun([
+        "image",
+        "import",
+        "--entrypoint",
+        "/bin/sh",
+        "--entrypoint",
+        "-c",
+        "--cmd",
+        "-x",
+        &data.to_string_lossy(),
+        &img.reference("t"),
+    ])
+    .ok();
+    let cfg = img.config("t");
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-c"])
+    );
+    assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["-x"]));
 }
 
 #[test]
