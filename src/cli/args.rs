@@ -16,8 +16,37 @@ pub struct Cli {
     )]
     pub log_level: LogLevel,
 
+    /// Root of the image store (an OCI image layout plus snapshots).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/var/lib/rrun",
+        env = "RRUN_ROOT"
+    )]
+    pub root: std::path::PathBuf,
+
+    /// Directory for runtime state.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/run/rrun",
+        env = "RRUN_STATE"
+    )]
+    pub state: std::path::PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Settings every command may need, resolved once from the global options.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// `--root`.
+    pub root: std::path::PathBuf,
+    /// `--state`.
+    pub state: std::path::PathBuf,
 }
 
 /// How much rrun says on stderr.

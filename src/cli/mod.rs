@@ -25,7 +25,11 @@ pub fn main() -> ExitCode {
         }
     };
     log::set_level(cli.log_level);
-    match run(cli.command) {
+    let globals = args::Globals {
+        root: cli.root,
+        state: cli.state,
+    };
+    match run(&globals, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
@@ -36,7 +40,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+fn run(_globals: &args::Globals, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Image(ImageCommand::Encrypt(a)) => commands::encrypt::run(a),
         Command::Image(ImageCommand::Decrypt(a)) => commands::decrypt::run(a),

@@ -14,6 +14,7 @@ pub mod import;
 pub mod layout;
 pub mod manifest;
 pub mod media_type;
+pub mod name;
 pub mod platform;
 pub mod reference;
 pub mod rewrite;
