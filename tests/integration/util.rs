@@ -598,7 +598,8 @@ fn make_keys(k: &Path) {
             &p(&format!("{name}.pub")),
         ]);
     }
-    fs::write(k.join("password.txt"), format!("{KEY_PASSWORD}\n")).unwrap();
+    // Taken byte for byte, as ocicrypt does: no trailing newline.
+    fs::write(k.join("password.txt"), KEY_PASSWORD).unwrap();
     // Private keys as a careful user keeps them (a world-readable key makes rrun warn).
     use std::os::unix::fs::PermissionsExt;
     for e in fs::read_dir(k).unwrap().flatten() {
