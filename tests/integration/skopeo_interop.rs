@@ -121,16 +121,14 @@ fn protected_header(jwe: &Value) -> Value {
     serde_json::from_slice(&raw).expect("protected header JSON")
 }
 
-/// skopeo encrypts the fixture `orig` for `recipients`, rrun decrypts with `key`.
-fn skopeo_then_rrun(orig: &Layout, recipients: &[&str], skopeo_args: &[&str], keys: &[&str]) {
+/// skopeo encrypts the fixture `orig` for `recipients`, rrun decrypts with each of `keys`.
+fn skopeo_then_rrun(orig: &Layout, recipients: &[&str], keys: &[&str]) {
     let w = workdir();
     let enc = Layout::new(w.path().join("enc"));
-    let mut args: Vec<String> = recipients
+    let args: Vec<&str> = recipients
         .iter()
-        .flat_map(|r| ["--encryption-key".to_string(), r.to_string()])
+        .flat_map(|r| ["--encryption-key", r])
         .collect();
-    args.extend(skopeo_args.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     skopeo_copy(&args, &orig.reference(TAG), &enc.reference(TAG));
     for (i, key) in keys.iter().enumerate() {
         let dec = Layout::new(w.path().join(format!("dec{i}")));
@@ -171,60 +169,40 @@ fn skopeo_rsa_encrypted_opens_with_rrun_pkcs8_and_pkcs1_keys() {
     skopeo_then_rrun(
         &fx.image,
         &[&fx.jwe("rsa.pub")],
-        &[],
         &[&fx.key("rsa.pem"), &fx.key("rsa-pkcs1.pem")],
+    );
+}
+
+/// skopeo encrypts the gzip fixture for the public key `name.pub`, rrun opens it with `key`.
+fn skopeo_for_one(name: &str, key: &str) {
+    let fx = fixtures();
+    skopeo_then_rrun(
+        &fx.image,
+        &[&fx.jwe(&format!("{name}.pub"))],
+        &[&fx.key(key)],
     );
 }
 
 #[test]
 fn skopeo_ec_p256_encrypted_opens_with_rrun() {
-    let fx = fixtures();
-    skopeo_then_rrun(
-        &fx.image,
-        &[&fx.jwe("ec256.pub")],
-        &[],
-        &[&fx.key("ec256.pem")],
-    );
+    skopeo_for_one("ec256", "ec256.pem");
 }
 
 #[test]
 fn skopeo_ec_p384_encrypted_opens_with_rrun() {
-    let fx = fixtures();
-    skopeo_then_rrun(
-        &fx.image,
-        &[&fx.jwe("ec384.pub")],
-        &[],
-        &[&fx.key("ec384.pem")],
-    );
+    skopeo_for_one("ec384", "ec384.pem");
 }
 
 #[test]
 fn skopeo_ec_p521_encrypted_opens_with_rrun() {
-    let fx = fixtures();
-    skopeo_then_rrun(
-        &fx.image,
-        &[&fx.jwe("ec521.pub")],
-        &[],
-        &[&fx.key("ec521.pem")],
-    );
+    skopeo_for_one("ec521", "ec521.pem");
 }
 
 #[test]
 fn skopeo_sec1_ec_key_is_accepted_by_rrun() {
     // skopeo itself refuses `EC PRIVATE KEY` PEM; rrun accepts it (issue 2 item 5).
-    let fx = fixtures();
-    skopeo_then_rrun(
-        &fx.image,
-        &[&fx.jwe("ec256.pub")],
-        &[],
-        &[&fx.key("ec256-sec1.pem")],
-    );
-    skopeo_then_rrun(
-        &fx.image,
-        &[&fx.jwe("ec521.pub")],
-        &[],
-        &[&fx.key("ec521-sec1.pem")],
-    );
+    skopeo_for_one("ec256", "ec256-sec1.pem");
+    skopeo_for_one("ec521", "ec521-sec1.pem");
 }
 
 #[test]
@@ -237,7 +215,6 @@ fn skopeo_several_recipients_each_key_opens_with_rrun() {
             &fx.jwe("ec256.pub"),
             &fx.jwe("ec384.pub"),
         ],
-        &[],
         &[
             &fx.key("rsa.pem"),
             &fx.key("ec256.pem"),
@@ -291,7 +268,6 @@ fn skopeo_zstd_layers_open_with_rrun() {
     skopeo_then_rrun(
         &fx.zstd,
         &[&fx.jwe("rsa.pub"), &fx.jwe("ec384.pub")],
-        &[],
         &[&fx.key("rsa.pem"), &fx.key("ec384.pem")],
     );
 }
