@@ -6,3 +6,4 @@
 
 pub mod crypto;
 pub mod image;
+pub mod trust;
