@@ -5,7 +5,7 @@
 # layer holding BENCH_BYTES (default 1 GiB) of random data, then times BENCH_RUNS (default 3)
 # runs of each: rrun image encrypt, skopeo copy --encryption-key, rrun image decrypt, skopeo copy
 # --decryption-key (runs interleaved, `sync` before each, /usr/bin/time for wall and max RSS).
-# Both decrypts read the same skopeo-encrypted image. skopeo gets
+# Both decrypts read the same skopeo-encrypted image. Also records CPU seconds (user + sys). skopeo gets
 # --dest-oci-accept-uncompressed-layers so that it does not gzip the layer (same work as rrun).
 # Writes bench/results.md and bench/chart.png. Work dir: $BENCH_DIR, default bench/work.
 set -euo pipefail
@@ -104,7 +104,7 @@ for i in $(seq 1 "$RUNS"); do
     rm -rf "$OUT"
     sync
     # shellcheck disable=SC2086 # CMD holds a word list without spaces in paths
-    if ! /usr/bin/time -f '%e %M' -o "$W/time.tmp" ${CMD[$name]} >/dev/null 2>"$W/$name.err"; then
+    if ! /usr/bin/time -f '%e %M %U %S' -o "$W/time.tmp" ${CMD[$name]} >/dev/null 2>"$W/$name.err"; then
       cat "$W/$name.err" >&2
       die "$name failed: ${CMD[$name]}"
     fi
@@ -116,11 +116,13 @@ done
 rm -rf "$OUT"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# median wall, MB/s at the median, max peak RSS (MiB), all runs' walls
-declare -A WALL MBS RSS ALL
+# median of a column of numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# median wall, MB/s at the median, max peak RSS (MiB), median CPU seconds, all runs' walls
+declare -A WALL MBS RSS CPUS ALL
 for name in "${ORDER[@]}"; do
-  WALL[$name]=$(awk '{print $1}' "$W/$name.times" | sort -g |
-    awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
+  WALL[$name]=$(awk '{print $1}' "$W/$name.times" | median)
+  CPUS[$name]=$(awk '{printf "%.2f\n", $3 + $4}' "$W/$name.times" | median)
   MBS[$name]=$(awk -v b="$LAYER_SIZE" -v w="${WALL[$name]}" 'BEGIN {printf "%.0f", (w > 0) ? b/w/1e6 : 0}')
   RSS[$name]=$(awk 'BEGIN {m=0} {if ($2>m) m=$2} END {printf "%.1f", m/1024}' "$W/$name.times")
   ALL[$name]=$(awk '{printf "%s%.2f", (NR>1 ? ", " : ""), $1}' "$W/$name.times")
@@ -143,16 +145,18 @@ MIB=$(awk -v b="$BYTES" 'BEGIN {printf "%.0f", b/1048576}')
   echo "$BYTES bytes ($MIB MiB) of random data; recipient and key: RSA-2048 JWE. Each operation"
   echo "ran $RUNS times, interleaved, \`sync\` before each run; the table shows the median wall time,"
   echo "the throughput at that time (layer bytes / wall, 1 MB = 10^6 bytes) and the highest peak RSS"
-  echo "of the runs (\`/usr/bin/time -f '%e %M'\`). Both decrypts read the same skopeo-encrypted image."
+  echo "of the runs, and the median CPU time (user + sys, all threads), which depends less on what"
+  echo "else runs on the machine (\`/usr/bin/time -f '%e %M %U %S'\`). Both decrypts read the same"
+  echo "skopeo-encrypted image."
   echo "skopeo runs with \`--dest-oci-accept-uncompressed-layers\`, so that it encrypts the raw"
   echo "layer like rrun instead of gzipping it first."
   echo
-  echo "| operation | tool | wall s (median) | MB/s | peak RSS MiB | speed vs skopeo | RSS vs skopeo |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "| operation | tool | wall s (median) | MB/s | peak RSS MiB | CPU s | speed vs skopeo | RSS vs skopeo |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
   for op in encrypt decrypt; do
     r=rrun-$op s=skopeo-$op
-    echo "| $op | rrun | ${WALL[$r]} | ${MBS[$r]} | ${RSS[$r]} | $(ratio "${MBS[$r]}" "${MBS[$s]}") | $(ratio "${RSS[$r]}" "${RSS[$s]}") |"
-    echo "| $op | skopeo $SKOPEO_VERSION | ${WALL[$s]} | ${MBS[$s]} | ${RSS[$s]} | 1.0x | 1.0x |"
+    echo "| $op | rrun | ${WALL[$r]} | ${MBS[$r]} | ${RSS[$r]} | ${CPUS[$r]} | $(ratio "${MBS[$r]}" "${MBS[$s]}") | $(ratio "${RSS[$r]}" "${RSS[$s]}") |"
+    echo "| $op | skopeo $SKOPEO_VERSION | ${WALL[$s]} | ${MBS[$s]} | ${RSS[$s]} | ${CPUS[$s]} | 1.0x | 1.0x |"
   done
   echo
   echo "All wall times (s):"
