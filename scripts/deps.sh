@@ -8,6 +8,7 @@ PKGS=(
   gcc libc6-dev pkg-config libssl-dev   # build: the linker, openssl-sys
   make
   skopeo                                # the ocicrypt peer the tests run against
+  gnupg                                 # OpenPGP recipients: tests against gpg
   notary                                # notary-server, notary-signer, notary CLI: trust tests
   python3 python3-venv                  # trust tests: python-tuf repositories, http.server
   umoci                                 # builds the test images

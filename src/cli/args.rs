@@ -46,6 +46,10 @@ pub struct Globals {
     /// `--root`.
     pub root: std::path::PathBuf,
     /// `--state`.
+    #[allow(
+        dead_code,
+        reason = "read by the container verbs, which land with the runtime"
+    )]
     pub state: std::path::PathBuf,
 }
 
@@ -61,9 +65,20 @@ pub enum LogLevel {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Work with images: encrypt, decrypt, layerinfo, import.
+    /// Work with images: encrypt, decrypt, layerinfo, import, prune, save, load.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// List the images in the store.
+    Images(ImagesArgs),
+    /// Remove image names from the store (blobs stay until image prune).
+    Rmi(RmiArgs),
+    /// Give a stored image another name.
+    Tag(TagArgs),
+    /// Show stored images as JSON: manifests, configs, layers and their encryption.
+    Inspect(InspectArgs),
+    /// Content trust: sign and inspect tags (Notary v1) and plain TUF repositories.
+    #[command(subcommand)]
+    Trust(TrustCommand),
 }
 
 /// `rrun image ...`
@@ -77,6 +92,12 @@ pub enum ImageCommand {
     Layerinfo(LayerinfoArgs),
     /// Build a one-layer image from a root filesystem directory or tar.
     Import(ImportArgs),
+    /// Remove the blobs and snapshots no stored image needs.
+    Prune(PruneArgs),
+    /// Copy a stored image to an OCI layout or archive.
+    Save(SaveArgs),
+    /// Copy an image from an OCI layout or archive into the store.
+    Load(LoadArgs),
 }
 
 /// Which layers and platforms a command works on.
@@ -94,15 +115,21 @@ pub struct FilterArgs {
 /// Private keys for decryption.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// Private key: FILE[:pass=PW|:file=PWFILE|:fd=N|:PW] (repeatable).
+    /// Decryption key: a private key, gpg secret keyring or x509 certificate file,
+    /// FILE[:pass=PW|:file=PWFILE|:fd=N|:PW] (repeatable).
     #[arg(long = "key", visible_alias = "decryption-key", value_name = "KEY")]
     pub keys: Vec<String>,
+
+    /// gpg home directory whose public keyring pgp: recipients are looked up in
+    /// (default: $GNUPGHOME, else ~/.gnupg).
+    #[arg(long = "gpg-homedir", value_name = "DIR")]
+    pub gpg_homedir: Option<std::path::PathBuf>,
 }
 
 /// `rrun image encrypt`
 #[derive(Debug, Args)]
 pub struct EncryptArgs {
-    /// Recipient: jwe:PUBKEY_FILE (repeatable).
+    /// Recipient: jwe:PUBKEY_FILE, pgp:EMAIL_OR_KEYID or pkcs7:CERT_FILE (repeatable).
     #[arg(
         long = "recipient",
         visible_alias = "encryption-key",
@@ -117,10 +144,10 @@ pub struct EncryptArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// Source image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Source image: a store name or id, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub src: String,
 
-    /// Destination image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Destination image: a store name, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub dst: String,
 }
 
@@ -133,10 +160,10 @@ pub struct DecryptArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// Source image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Source image: a store name or id, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub src: String,
 
-    /// Destination image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Destination image: a store name, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub dst: String,
 }
 
@@ -153,11 +180,15 @@ pub struct LayerinfoArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
+    /// gpg home directory whose keyring names pgp recipients (default: $GNUPGHOME, else ~/.gnupg).
+    #[arg(long = "gpg-homedir", value_name = "DIR")]
+    pub gpg_homedir: Option<std::path::PathBuf>,
+
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 
-    /// The image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// The image: a store name or id, oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub image: String,
 }
 
@@ -187,6 +218,310 @@ pub struct ImportArgs {
     /// A root filesystem directory, a tar, or a gzip-compressed tar.
     pub source: std::path::PathBuf,
 
-    /// Destination image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    /// Destination image: a store name (app:1), oci:PATH[:TAG] or oci-archive:PATH[:TAG].
     pub dst: String,
+}
+
+/// `rrun images`
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// Print only the image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `rrun rmi`
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Remove every name of an image given by id, even when it has several.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Images: names, ids or id prefixes.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `rrun tag`
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image: a name, id or id prefix.
+    pub src: String,
+
+    /// New names, REPOSITORY[:TAG].
+    #[arg(required = true, value_name = "DST")]
+    pub dst: Vec<String>,
+}
+
+/// `rrun inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Images: names, ids or id prefixes.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `rrun image prune`
+#[derive(Debug, Args)]
+pub struct PruneArgs {}
+
+/// `rrun image save`
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The stored image: a name, id or id prefix.
+    pub image: String,
+
+    /// Where to: oci:PATH[:TAG] or oci-archive:PATH[:TAG] (default tag: the store name).
+    pub dst: String,
+}
+
+/// `rrun image load`
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The image: oci:PATH[:TAG] or oci-archive:PATH[:TAG].
+    pub src: String,
+
+    /// Name in the store (default: the image's tag, when it is a name like app:1).
+    pub name: Option<String>,
+}
+
+// --- content trust (`rrun trust ...` and the `--verify` options of pull) ---
+
+/// `rrun trust ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// List the signed tags of images: digests, sizes, roles, signers, expiry.
+    Inspect(TrustInspectArgs),
+    /// Show what `rrun pull` with the same options would fetch: the signed digest of a tag.
+    Lookup(TrustLookupArgs),
+    /// Sign a tag: publish its manifest digest and size to the trust server.
+    Sign(TrustSignArgs),
+    /// Remove the signatures of a tag from every role this trust dir can sign.
+    Revoke(TrustRevokeArgs),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(TrustKeyCommand),
+    /// Manage who may sign a repository (delegations).
+    #[command(subcommand)]
+    Signer(TrustSignerCommand),
+    /// Plain TUF 1.0 repositories (the tuf-conformance client protocol: exit 0 or 1).
+    Tuf(TufArgs),
+}
+
+/// How to reach and anchor a trust server.
+#[derive(Debug, Args)]
+pub struct TrustServerArgs {
+    /// Trust server URL (default: https://<registry host>, https://notary.docker.io for Docker Hub).
+    #[arg(long, value_name = "URL", env = "RRUN_CONTENT_TRUST_SERVER")]
+    pub trust_server: Option<String>,
+
+    /// PEM file with the CA certificate(s) of the trust server.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// The repository's root.json to pin, instead of trusting the first root seen.
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<std::path::PathBuf>,
+}
+
+/// Content-trust options of `rrun pull` (flattened there; `--tls-ca` comes from the pull's own
+/// TLS options and is used for the trust server too).
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Resolve the tag only through signed trust data (also RRUN_CONTENT_TRUST=1).
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Trust server URL (default: https://<registry host>, https://notary.docker.io for Docker Hub).
+    #[arg(long, value_name = "URL", env = "RRUN_CONTENT_TRUST_SERVER")]
+    pub trust_server: Option<String>,
+
+    /// The repository's root.json to pin, instead of trusting the first root seen.
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<std::path::PathBuf>,
+
+    /// Policy file saying which registries and repositories need signatures
+    /// (default: /etc/rrun/policy.json when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+}
+
+/// `rrun trust inspect`
+#[derive(Debug, Args)]
+pub struct TrustInspectArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// Images: a repository (all signed tags) or IMAGE:TAG (that tag only).
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `rrun trust lookup`
+#[derive(Debug, Args)]
+pub struct TrustLookupArgs {
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
+    /// PEM file with the CA certificate(s) of the trust server.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// The image, IMAGE[:TAG][@DIGEST].
+    pub image: String,
+}
+
+/// `rrun trust sign`
+#[derive(Debug, Args)]
+pub struct TrustSignArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// Digest of the manifest (or index) to sign, sha256:<hex> (with --size).
+    #[arg(
+        long,
+        value_name = "DIGEST",
+        requires = "size",
+        conflicts_with = "from"
+    )]
+    pub digest: Option<String>,
+
+    /// Size in bytes of the manifest (or index) to sign (with --digest).
+    #[arg(long, value_name = "BYTES", requires = "digest")]
+    pub size: Option<u64>,
+
+    /// Take digest and size from this image's top manifest: oci:PATH[:TAG] or
+    /// oci-archive:PATH[:TAG] (default: the image in the store).
+    #[arg(long, value_name = "IMAGE")]
+    pub from: Option<String>,
+
+    /// The tag to sign, IMAGE:TAG.
+    pub image: String,
+}
+
+/// `rrun trust revoke`
+#[derive(Debug, Args)]
+pub struct TrustRevokeArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// The tag whose signatures to remove, IMAGE:TAG.
+    pub image: String,
+}
+
+/// `rrun trust key ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustKeyCommand {
+    /// Generate a signing key; the private half stays (encrypted) in the trust dir.
+    Generate(TrustKeyGenerateArgs),
+}
+
+/// `rrun trust key generate`
+#[derive(Debug, Args)]
+pub struct TrustKeyGenerateArgs {
+    /// Directory to write the public key NAME.pub to (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+
+    /// Name of the signer (lower-case letters, digits, '_' and '-').
+    pub name: String,
+}
+
+/// `rrun trust signer ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustSignerCommand {
+    /// Let a signer sign tags of repositories (targets/releases and targets/NAME).
+    Add(TrustSignerAddArgs),
+    /// Remove a signer from repositories.
+    Remove(TrustSignerRemoveArgs),
+}
+
+/// `rrun trust signer add`
+#[derive(Debug, Args)]
+pub struct TrustSignerAddArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// The signer's public key (PUBLIC KEY or CERTIFICATE PEM).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub key: std::path::PathBuf,
+
+    /// Name of the signer.
+    pub name: String,
+
+    /// Repositories.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `rrun trust signer remove`
+#[derive(Debug, Args)]
+pub struct TrustSignerRemoveArgs {
+    #[command(flatten)]
+    pub server: TrustServerArgs,
+
+    /// Name of the signer.
+    pub name: String,
+
+    /// Repositories.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `rrun trust tuf ...`: options may stand before or after the command, as the
+/// tuf-conformance harness puts them before.
+#[derive(Debug, Args)]
+pub struct TufArgs {
+    /// Directory of the trusted metadata.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub metadata_dir: Option<std::path::PathBuf>,
+
+    /// Base URL of the repository's metadata.
+    #[arg(long, value_name = "URL", global = true)]
+    pub metadata_url: Option<String>,
+
+    /// Target path to download (repeatable).
+    #[arg(long = "target-name", value_name = "NAME", global = true)]
+    pub target_names: Vec<String>,
+
+    /// Base URL of the repository's targets.
+    #[arg(long, value_name = "URL", global = true)]
+    pub target_base_url: Option<String>,
+
+    /// Directory to store verified targets in.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub target_dir: Option<std::path::PathBuf>,
+
+    /// PEM file with the CA certificate(s) of the repository server.
+    #[arg(long = "tls-ca", value_name = "FILE", global = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    pub command: TufCommand,
+}
+
+/// `rrun trust tuf init|refresh|download`
+#[derive(Debug, Subcommand)]
+pub enum TufCommand {
+    /// Trust ROOT_JSON (a self-signed root.json) as the repository's initial root.
+    Init {
+        /// The initial trusted root.json.
+        root_json: std::path::PathBuf,
+    },
+    /// Update the top-level metadata (root, timestamp, snapshot, targets).
+    Refresh,
+    /// Refresh, then download and verify the --target-name files into --target-dir.
+    Download,
 }

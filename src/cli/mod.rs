@@ -25,6 +25,11 @@ pub fn main() -> ExitCode {
         }
     };
     log::set_level(cli.log_level);
+    rrun::image::store::set_lock_notice(|msg| {
+        if log::enabled(args::LogLevel::Warn) {
+            eprintln!("rrun: {msg}");
+        }
+    });
     let globals = args::Globals {
         root: cli.root,
         state: cli.state,
@@ -35,17 +40,29 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let msg = format!("{err:#}").replace('\n', " ");
             let _ = writeln!(std::io::stderr(), "rrun: error: {msg}");
+            // `trust tuf` speaks the tuf-conformance protocol: any failure is exit 1.
+            if err.is::<commands::trust_tuf::TufFailure>() {
+                return ExitCode::from(commands::trust_tuf::EXIT_TUF_FAILURE);
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-fn run(_globals: &args::Globals, command: Command) -> anyhow::Result<()> {
+fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Image(ImageCommand::Encrypt(a)) => commands::encrypt::run(a),
-        Command::Image(ImageCommand::Decrypt(a)) => commands::decrypt::run(a),
-        Command::Image(ImageCommand::Layerinfo(a)) => commands::layerinfo::run(a),
-        Command::Image(ImageCommand::Import(a)) => commands::import::run(a),
+        Command::Image(ImageCommand::Encrypt(a)) => commands::encrypt::run(globals, a),
+        Command::Image(ImageCommand::Decrypt(a)) => commands::decrypt::run(globals, a),
+        Command::Image(ImageCommand::Layerinfo(a)) => commands::layerinfo::run(globals, a),
+        Command::Image(ImageCommand::Import(a)) => commands::import::run(globals, a),
+        Command::Image(ImageCommand::Prune(a)) => commands::prune::run(globals, a),
+        Command::Image(ImageCommand::Save(a)) => commands::save::run(globals, a),
+        Command::Image(ImageCommand::Load(a)) => commands::load::run(globals, a),
+        Command::Images(a) => commands::images::run(globals, a),
+        Command::Rmi(a) => commands::rmi::run(globals, a),
+        Command::Tag(a) => commands::tag::run(globals, a),
+        Command::Inspect(a) => commands::inspect::run(globals, a),
+        Command::Trust(c) => commands::trust::run(globals, c),
     }
 }
 

@@ -5,7 +5,13 @@
 //! `processPrivateKeyFiles`) are matched, and widened where users hit a wall: SEC1
 //! `EC PRIVATE KEY` PEM, `ENCRYPTED PRIVATE KEY` PEM/DER, `RSA PUBLIC KEY` PEM and x509
 //! certificates as JWE recipients. Only RSA and EC P-256/P-384/P-521 keys are usable.
+//!
+//! `--key` files are sorted as ocicrypt's `processPrivateKeyFiles` sorts them
+//! ([`load_decryption_key`]): private keys, gpg secret keyrings (binary or armored) and x509
+//! certificates (PKCS#7 decryption matches recipients with them). rrun refuses what it cannot
+//! classify where ocicrypt silently ignores it.
 
+mod cert;
 mod jwk;
 mod kind;
 mod pem;
@@ -20,8 +26,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use openssl::pkey::{PKey, Private, Public};
+use openssl::x509::X509;
 
-use super::error::Result;
+use super::error::{CryptoError, Result};
+
+pub use super::keywrap::pgp::GpgSecretKeys;
 
 /// The JWE key-management algorithms a JWK `alg` may select for an RSA key (go-jose, as
 /// ocicrypt's `keywrap/jwe` allows them).
@@ -169,4 +178,149 @@ pub fn parse_public_key(data: &[u8], source: &Path) -> Result<PublicKey> {
     kind::check_usable(pkey.as_ref(), source)?;
     kind::check_recipient_size(pkey.as_ref(), source)?;
     Ok(PublicKey::new(pkey, source, jwk_alg))
+}
+
+/// An x509 certificate loaded from a file: a PKCS#7 recipient, or the certificate PKCS#7
+/// decryption matches a recipient with.
+pub struct Certificate {
+    x509: X509,
+    source: PathBuf,
+}
+
+impl Certificate {
+    /// Wrap an OpenSSL certificate.
+    pub fn new(x509: X509, source: impl Into<PathBuf>) -> Self {
+        Self {
+            x509,
+            source: source.into(),
+        }
+    }
+    /// The OpenSSL certificate.
+    pub fn x509(&self) -> &X509 {
+        &self.x509
+    }
+    /// The file it was read from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+    /// The subject, as `CN=...` (or the whole subject when it has no common name).
+    pub fn subject(&self) -> String {
+        name_text(self.x509.subject_name())
+    }
+}
+
+/// `CN=...` of an x509 name, or its entries joined.
+pub(crate) fn name_text(name: &openssl::x509::X509NameRef) -> String {
+    let cn = name
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .and_then(|e| e.data().to_string().ok());
+    if let Some(cn) = cn {
+        return format!("CN={cn}");
+    }
+    name.entries()
+        .filter_map(|e| {
+            let key = e.object().nid().short_name().ok()?;
+            let value = e.data().to_string().ok()?;
+            Some(format!("{key}={value}"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = self
+            .x509
+            .public_key()
+            .map(|k| kind::describe(k.as_ref()))
+            .unwrap_or_else(|_| "unknown key".into());
+        write!(
+            f,
+            "Certificate({}, {}, {key})",
+            self.source.display(),
+            self.subject()
+        )
+    }
+}
+
+/// What a `--key` file holds.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DecryptionKey {
+    /// A private key (PEM, DER or JWK), with the certificates found next to it in a PEM file.
+    Private {
+        key: PrivateKey,
+        certificates: Vec<Certificate>,
+    },
+    /// x509 certificates only (PKCS#7 decryption matches recipients with them).
+    Certificates(Vec<Certificate>),
+    /// An exported gpg secret keyring (its decryption keys unprotected with the password).
+    Gpg(GpgSecretKeys),
+}
+
+/// Load a `--key` argument (`FILE[:pass=PW|:file=PWFILE|:fd=N|:PW]`) and sort it as ocicrypt's
+/// `processPrivateKeyFiles` does: a private key, a gpg secret keyring or x509 certificates.
+/// A file that is none of these is an error that says what it is.
+pub fn load_decryption_key(spec: &str) -> Result<DecryptionKey> {
+    let (path, password_part) = spec::split(spec)?;
+    let file = spec::read_key_file(&path)?;
+    let password = password_part
+        .map(|part| spec::password(part, &path))
+        .transpose()?;
+    let mut key = parse_decryption_key(&file.data, password.as_deref().map(Vec::as_slice), &path)?;
+    match &mut key {
+        DecryptionKey::Private { key, .. } => key.world_readable = file.world_readable,
+        DecryptionKey::Gpg(keys) => keys.set_world_readable(file.world_readable),
+        DecryptionKey::Certificates(_) => {}
+    }
+    Ok(key)
+}
+
+/// Sort and parse decryption key bytes: OpenPGP keyrings (binary packets or armor) first,
+/// then x509 certificates without a private key next to them, then private keys.
+pub fn parse_decryption_key(
+    data: &[u8],
+    password: Option<&[u8]>,
+    source: &Path,
+) -> Result<DecryptionKey> {
+    if super::keywrap::pgp::is_openpgp_keyring(data) {
+        return GpgSecretKeys::parse(data, password, source).map(DecryptionKey::Gpg);
+    }
+    let certificates: Vec<Certificate> = cert::parse_all(data, source)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| Certificate::new(c, source))
+        .collect();
+    let has_private_block =
+        pem::is_pem(data) && pem::blocks(data).iter().any(|b| b.is_private_key());
+    if !certificates.is_empty() && !has_private_block {
+        return Ok(DecryptionKey::Certificates(certificates));
+    }
+    let key = parse_private_key(data, password, source).map_err(|e| match e {
+        // rrun refuses what ocicrypt would silently ignore, saying what it takes.
+        CryptoError::Key { path, reason } if reason == private::NOT_A_KEY => CryptoError::Key {
+            path,
+            reason: "not a key file rrun knows: expected a private key (PEM, DER or JWK), an \
+                     exported gpg secret keyring or an x509 certificate"
+                .into(),
+        },
+        other => other,
+    })?;
+    Ok(DecryptionKey::Private { key, certificates })
+}
+
+/// Load a `pkcs7:` recipient certificate (PEM or DER; the first certificate of a PEM file).
+pub fn load_certificate(path: &Path) -> Result<Certificate> {
+    let file = spec::read_key_file(path)?;
+    let not_cert = || CryptoError::Key {
+        path: path.into(),
+        reason: "is not an x509 certificate: pkcs7: needs the recipient's certificate, PEM or DER"
+            .into(),
+    };
+    if file.data.trim_ascii().is_empty() {
+        return Err(not_cert());
+    }
+    let mut certs = cert::parse_all(&file.data, path)?.ok_or_else(not_cert)?;
+    Ok(Certificate::new(certs.remove(0), path))
 }

@@ -48,25 +48,6 @@ pub fn schemes(annotations: &Annotations) -> Vec<String> {
         .collect()
 }
 
-/// Per scheme, the recipients named in the annotations (for `layerinfo`).
-pub fn recipients(annotations: &Annotations) -> Vec<(String, Vec<String>)> {
-    let wrappers = keywrap::all();
-    schemes(annotations)
-        .into_iter()
-        .map(|scheme| {
-            let value = &annotations[&format!("{ANN_KEYS_PREFIX}{scheme}")];
-            let who = match wrappers.iter().find(|w| w.scheme() == scheme) {
-                Some(w) => split_blobs(value)
-                    .filter_map(decode_b64)
-                    .flat_map(|b| w.recipients(&b))
-                    .collect(),
-                None => vec![format!("[{scheme}]")],
-            };
-            (scheme, who)
-        })
-        .collect()
-}
-
 fn split_blobs(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 
 use crate::crypto::blockcipher::StreamDigests;
+use crate::crypto::config::LayerInfoConfig;
 use crate::crypto::layer::{self as crypto_layer, EncryptedLayer};
 use crate::crypto::options::PrivateOptions;
 use crate::crypto::{CryptoError, DecryptConfig, EncryptConfig};
@@ -201,6 +202,36 @@ pub fn decrypt_image(
 
 /// The `layerinfo` table: one row per layer of each selected platform.
 pub fn layer_info(src: &ImageRef, filter: &LayerFilter) -> Result<Vec<LayerInfo>> {
+    layer_info_with(src, filter, &LayerInfoConfig::default())
+}
+
+/// The encryption schemes of a layer and its recipients as `layerinfo` names them (both empty
+/// for a plain layer).
+pub fn encryption_of(
+    media_type_of_layer: &str,
+    annotations: &crate::crypto::layer::Annotations,
+    cfg: &LayerInfoConfig,
+) -> Result<(Vec<String>, Vec<String>)> {
+    if !matches!(
+        media_type::layer_kind(media_type_of_layer)?,
+        LayerKind::Encrypted { .. }
+    ) {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let recipients = cfg
+        .recipients(annotations)
+        .into_iter()
+        .flat_map(|(_, who)| who)
+        .collect();
+    Ok((crypto_layer::schemes(annotations), recipients))
+}
+
+/// [`layer_info`] naming pgp recipients from the keyring `cfg` points to.
+pub fn layer_info_with(
+    src: &ImageRef,
+    filter: &LayerFilter,
+    cfg: &LayerInfoConfig,
+) -> Result<Vec<LayerInfo>> {
     let source = Source::open(src)?;
     let tree = tree::load(source.layout(), &source.resolve()?)?;
     let selection = select(&tree, filter, source.image())?;
@@ -211,22 +242,8 @@ pub fn layer_info(src: &ImageRef, filter: &LayerFilter) -> Result<Vec<LayerInfo>
         };
         for &i in layers {
             let layer = &m.manifest.layers[i];
-            let annotations = layer.annotations();
-            let encrypted = matches!(
-                media_type::layer_kind(&layer.media_type)?,
-                LayerKind::Encrypted { .. }
-            );
-            let (encryption, recipients) = if encrypted {
-                (
-                    crypto_layer::schemes(&annotations),
-                    crypto_layer::recipients(&annotations)
-                        .into_iter()
-                        .flat_map(|(_, who)| who)
-                        .collect(),
-                )
-            } else {
-                (Vec::new(), Vec::new())
-            };
+            let (encryption, recipients) =
+                encryption_of(&layer.media_type, &layer.annotations(), cfg)?;
             rows.push(LayerInfo {
                 index: i,
                 digest: layer.digest.to_string(),

@@ -138,6 +138,47 @@ pub enum ImageError {
     /// An `image import` source that cannot be used.
     #[error("cannot import {}: {reason}", path.display())]
     InvalidImport { path: PathBuf, reason: String },
+
+    // ---- image::store (the local image store under --root) ----
+    /// A `--root` that exists but is neither empty nor an rrun store.
+    #[error("{} is not an rrun image store (it holds {entry:?}): give --root an empty or new directory, or an existing store", root.display())]
+    NotAStore { root: PathBuf, entry: String },
+
+    /// Reading from a store that was never created.
+    #[error("no image store at {}: import, load or pull an image first, or give the right --root", root.display())]
+    NoStore { root: PathBuf },
+
+    /// The store's `index.json` cannot be parsed; rrun never overwrites it then.
+    #[error("the store index {} is corrupted ({reason}); rrun will not overwrite it: restore it from a backup, or move the store away and start a new one", path.display())]
+    CorruptStoreIndex { path: PathBuf, reason: String },
+
+    /// No image in the store has this name or id.
+    #[error("image {name:?} not found in the store at {}: see rrun images, or import, load or pull it first", root.display())]
+    ImageNotFound { name: String, root: PathBuf },
+
+    /// An image id prefix that several images share.
+    #[error(
+        "image id {prefix:?} is ambiguous: it starts the ids of {candidates}; give more digits"
+    )]
+    AmbiguousImageId { prefix: String, candidates: String },
+
+    /// `rmi` by id of an image that still has several names.
+    #[error(
+        "image {id} has several names ({names}): remove them one by one by name, or use rmi -f"
+    )]
+    ImageHasNames { id: String, names: String },
+
+    /// A name that cannot be given to an image in the store.
+    #[error("invalid image name {name:?}: {reason}")]
+    InvalidImageName { name: String, reason: String },
+
+    /// An image whose blobs cannot be followed, so prune cannot know what it still needs.
+    #[error("cannot prune: image {image} is damaged ({reason}); remove it with rrun rmi first")]
+    DamagedImage { image: String, reason: String },
+
+    /// `docker://` where only local images can be used for now.
+    #[error("docker:// is not supported here yet: pull the image first (rrun pull {reference}) and use its store name")]
+    DockerNotSupported { reference: String },
 }
 
 impl ImageError {

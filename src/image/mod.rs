@@ -20,6 +20,7 @@ pub mod reference;
 pub mod rewrite;
 pub mod rootfs_tar;
 pub mod stage;
+pub mod store;
 pub mod transport;
 pub mod tree;
 

@@ -1,6 +1,7 @@
 //! Where an `ImageRef` is read from and written to: a `Source` resolves `oci:`/`oci-archive:`
-//! to a layout and its `index.json` entry; a `Destination` stages blobs into a layout and, on
-//! commit only, updates `index.json` (and re-packs an archive), so a failure changes nothing.
+//! (or a store name, under the store lock) to a layout and its `index.json` entry; a
+//! `Destination` stages blobs into a layout and, on commit only, updates `index.json` (and
+//! re-packs an archive), so a failure changes nothing.
 
 use std::fs;
 use std::io;
@@ -14,6 +15,7 @@ use super::layout::Layout;
 use super::manifest::{Descriptor, Index, ANN_REF_NAME};
 use super::reference::ImageRef;
 use super::stage::Stage;
+use super::store::{self, StoreLock};
 
 /// An image to read.
 #[derive(Debug)]
@@ -21,7 +23,10 @@ pub struct Source {
     layout: Layout,
     image: String,
     tag: Option<String>,
+    /// The entry a store name resolved to (under the lock below).
+    pinned: Option<Descriptor>,
     _extracted: Option<TempDir>,
+    _lock: Option<StoreLock>,
 }
 
 /// The tags of an index, for messages.
@@ -44,6 +49,7 @@ fn list_tags(index: &Index) -> String {
 impl Source {
     /// Open the layout (extracting an archive into a temp directory first).
     pub fn open(r: &ImageRef) -> Result<Self> {
+        let (mut pinned, mut lock) = (None, None);
         let (layout, extracted) = match r {
             ImageRef::Oci { path, .. } => (Layout::open(path)?, None),
             ImageRef::OciArchive { path, .. } => {
@@ -64,12 +70,24 @@ impl Source {
                 })?;
                 (layout, Some(temp))
             }
+            ImageRef::Store { root, name } => {
+                let (layout, entry, guard) = store::open_source(root, name)?;
+                (pinned, lock) = (Some(entry), Some(guard));
+                (layout, None)
+            }
+            ImageRef::Docker(reference) => {
+                return Err(ImageError::DockerNotSupported {
+                    reference: reference.to_string(),
+                })
+            }
         };
         Ok(Self {
             layout,
             image: r.to_string(),
             tag: r.tag().map(str::to_string),
+            pinned,
             _extracted: extracted,
+            _lock: lock,
         })
     }
 
@@ -85,6 +103,9 @@ impl Source {
 
     /// The `index.json` entry the reference names: the one with the tag, or the only one.
     pub fn resolve(&self) -> Result<Descriptor> {
+        if let Some(entry) = &self.pinned {
+            return Ok(entry.clone());
+        }
         let index = self.layout.read_index()?;
         resolve_in(&index, &self.image, self.tag.as_deref())
     }
@@ -189,12 +210,13 @@ impl Drop for CreatedDirs {
 #[derive(Debug)]
 pub struct Destination {
     // Field order is drop order: staged blobs go first, then the archive's temp directory,
-    // then any parent directories created for the archive.
+    // then any parent directories created for the archive, then the store lock.
     stage: Stage,
     archive: Option<ArchiveOut>,
     created: CreatedDirs,
     tag: Option<String>,
     image: String,
+    lock: Option<StoreLock>,
 }
 
 /// Create the missing parents of `path`; return the topmost one created.
@@ -229,6 +251,21 @@ impl Destination {
                 created: CreatedDirs::default(),
                 tag,
                 image,
+                lock: None,
+            }),
+            ImageRef::Store { root, name } => {
+                let (stage, ref_name, lock) = store::open_destination(root, name)?;
+                Ok(Self {
+                    stage,
+                    archive: None,
+                    created: CreatedDirs::default(),
+                    tag: Some(ref_name),
+                    image,
+                    lock: Some(lock),
+                })
+            }
+            ImageRef::Docker(reference) => Err(ImageError::DockerNotSupported {
+                reference: reference.to_string(),
             }),
             ImageRef::OciArchive { path, .. } => {
                 if path.is_dir() {
@@ -266,6 +303,7 @@ impl Destination {
                     created,
                     tag,
                     image,
+                    lock: None,
                 })
             }
         }
@@ -293,6 +331,7 @@ impl Destination {
             archive,
             mut created,
             tag,
+            lock,
             ..
         } = self;
         stage.commit(|mut index| {
@@ -303,6 +342,7 @@ impl Destination {
             archive::pack(&out.temp.path().join("layout"), &out.path)?;
         }
         created.0 = None;
+        drop(lock);
         Ok(())
     }
 }

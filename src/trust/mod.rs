@@ -15,6 +15,8 @@
 //!   `revoke`, `add_signer`, `remove_signer`; keys are encrypted PKCS#8 files under
 //!   `trust_dir/private/` (`KeyStore`, `generate_signer` for `trust key generate`).
 //! * Plain TUF 1.0: `tuf_init`, `tuf_refresh`, `tuf_download` (the tuf-conformance protocol).
+//! * Policy: `policy::Policy::load(path)?.requirement(name)` says per registry / namespace /
+//!   repository whether images must be resolved through signed metadata, or are rejected.
 
 pub mod cache;
 pub mod canonical;
@@ -24,6 +26,7 @@ pub mod error;
 pub mod keys;
 pub mod metadata;
 pub mod notary;
+pub mod policy;
 pub mod sign;
 pub mod transport;
 pub mod tuf;

@@ -532,6 +532,17 @@ impl<'a> NotarySigner<'a> {
         ))
     }
 
+    /// Publish the first metadata of a repository `initialize` made. If the server does not
+    /// take it, the root pinned by `initialize` is dropped again: it anchors nothing, and left
+    /// in place it would make every later attempt fail with `PinnedRootConflict`.
+    fn publish_new(&self, gun: &Gun, files: &[(String, Vec<u8>)]) -> Result<()> {
+        let published = publish(self.client.transport(), &self.client.base_url(gun), files);
+        if published.is_err() {
+            self.client.cache(gun).remove("root")?;
+        }
+        published
+    }
+
     /// The verified repository, or `None` if the server has none for `gun`.
     fn current(&self, gun: &Gun) -> Result<Option<NotaryRepo>> {
         if !self.exists(gun)? {
@@ -619,9 +630,8 @@ impl<'a> NotarySigner<'a> {
             ed.bump(self.targets_expires());
             let (targets_id, _) = key.notary_public()?;
             let targets_bytes = sign_envelope(&ed.signed, &[(&targets_id, &key)])?;
-            publish(
-                self.client.transport(),
-                &self.client.base_url(&gun),
+            self.publish_new(
+                &gun,
                 &[
                     ("root".into(), root_bytes),
                     ("targets".into(), targets_bytes),
@@ -761,7 +771,11 @@ impl<'a> NotarySigner<'a> {
             files.push(("root".to_string(), r));
         }
         files.push(("targets".to_string(), targets_bytes));
-        publish(self.client.transport(), &self.client.base_url(&gun), &files)?;
+        if repo.is_none() {
+            self.publish_new(&gun, &files)?;
+        } else {
+            publish(self.client.transport(), &self.client.base_url(&gun), &files)?;
+        }
         Ok(SignOutcome {
             initialized: repo.is_none(),
             roles: vec!["targets".into()],
@@ -946,25 +960,34 @@ mod tests {
         assert_eq!(ks.exposed_key_files(), vec![key]);
     }
 
+    /// A client of a Notary-shaped directory tree (read-only: every publish fails).
+    fn file_client(server: &Path, cache: &Path) -> NotaryClient {
+        use std::sync::Arc;
+        NotaryClient::new(
+            &format!("file://{}", server.display()),
+            cache,
+            Arc::new(super::super::transport::FilesystemTransport),
+            Arc::new(super::super::clock::SystemClock),
+        )
+    }
+
+    fn both_passphrases() -> Passphrases {
+        Passphrases {
+            root: Some(Zeroizing::new("r".into())),
+            repository: Some(Zeroizing::new("p".into())),
+        }
+    }
+
     #[test]
     fn a_missing_repository_never_replaces_a_pinned_root() {
-        use std::sync::Arc;
         let server = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let gun = "example.com/app";
         std::fs::create_dir_all(cache.path().join(gun)).unwrap();
         std::fs::write(cache.path().join(gun).join("root.json"), b"{}").unwrap();
-        let client = NotaryClient::new(
-            &format!("file://{}", server.path().display()),
-            cache.path(),
-            Arc::new(super::super::transport::FilesystemTransport),
-            Arc::new(super::super::clock::SystemClock),
-        );
+        let client = file_client(server.path(), cache.path());
         let trust = tempfile::tempdir().unwrap();
-        let pass = Passphrases {
-            root: Some(Zeroizing::new("r".into())),
-            repository: Some(Zeroizing::new("p".into())),
-        };
+        let pass = both_passphrases();
         let digest = format!("sha256:{}", "ab".repeat(32));
         let e = NotarySigner::new(&client, trust.path(), pass)
             .sign(gun, "v1", &digest, 1)
@@ -974,6 +997,43 @@ mod tests {
             std::fs::read(cache.path().join(gun).join("root.json")).unwrap(),
             b"{}"
         );
+    }
+
+    #[test]
+    fn a_failed_first_publish_leaves_no_pinned_root_behind() {
+        // regression: the root pinned while creating a repository stayed pinned when the
+        // server refused the publish, so every later `sign` failed with PinnedRootConflict
+        let server = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let gun = "example.com/app";
+        let tuf = server.path().join("v2").join(gun).join("_trust/tuf");
+        std::fs::create_dir_all(&tuf).unwrap();
+        for role in ["timestamp", "snapshot"] {
+            let k = SigningKey::generate().unwrap();
+            let (_, obj) = k.notary_public().unwrap();
+            std::fs::write(tuf.join(format!("{role}.key")), obj.to_string()).unwrap();
+        }
+        let client = file_client(server.path(), cache.path());
+        let trust = tempfile::tempdir().unwrap();
+        let pass = both_passphrases();
+        let signer = NotarySigner::new(&client, trust.path(), pass);
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let no_pin = || {
+            let cache = client.cache(&Gun::new(gun).unwrap());
+            cache.load("root").unwrap().is_none()
+        };
+        for _ in 0..2 {
+            let e = signer.sign(gun, "v1", &digest, 1).unwrap_err();
+            assert!(matches!(e, TrustError::Transport { .. }), "{e}");
+            assert!(no_pin());
+        }
+        let public = signer
+            .key_store()
+            .generate_signer("alice", &signer.pass)
+            .unwrap();
+        let e = signer.add_signer(gun, "alice", &public).unwrap_err();
+        assert!(matches!(e, TrustError::Transport { .. }), "{e}");
+        assert!(no_pin());
     }
 
     #[test]

@@ -2,12 +2,12 @@
 
 use rrun::image::crypt;
 
-use crate::cli::args::DecryptArgs;
+use crate::cli::args::{DecryptArgs, Globals};
 
 /// Run the command.
-pub fn run(args: DecryptArgs) -> anyhow::Result<()> {
-    let src = super::image_ref(&args.src)?;
-    let dst = super::image_ref(&args.dst)?;
+pub fn run(globals: &Globals, args: DecryptArgs) -> anyhow::Result<()> {
+    let src = super::image_ref(&args.src, globals)?;
+    let dst = super::image_ref(&args.dst, globals)?;
     let filter = super::filter(&args.filter)?;
     if args.keys.keys.is_empty() {
         anyhow::bail!("decrypt needs at least one private key: give it with --key FILE");

@@ -5,13 +5,13 @@ use rrun::image::crypt;
 
 use rrun::image::reference::ImageRef;
 
-use crate::cli::args::EncryptArgs;
+use crate::cli::args::{EncryptArgs, Globals};
 use crate::cli::log;
 
 /// Run the command.
-pub fn run(args: EncryptArgs) -> anyhow::Result<()> {
-    let src = super::image_ref(&args.src)?;
-    let dst = super::image_ref(&args.dst)?;
+pub fn run(globals: &Globals, args: EncryptArgs) -> anyhow::Result<()> {
+    let src = super::image_ref(&args.src, globals)?;
+    let dst = super::image_ref(&args.dst, globals)?;
     let filter = super::filter(&args.filter)?;
     let dc = super::decrypt_config(&args.keys)?;
     let ec = EncryptConfig::from_specs(&args.recipients, dc)?;

@@ -3,11 +3,11 @@
 use rrun::image::import::{self, ImportOptions};
 use rrun::image::platform::Platform;
 
-use crate::cli::args::ImportArgs;
+use crate::cli::args::{Globals, ImportArgs};
 
 /// Run the command.
-pub fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let dst = super::image_ref(&args.dst)?;
+pub fn run(globals: &Globals, args: ImportArgs) -> anyhow::Result<()> {
+    let dst = super::image_ref(&args.dst, globals)?;
     let platform = match &args.platform {
         Some(p) => super::platform(p)?,
         None => Platform::host(),

@@ -2,15 +2,17 @@
 
 use std::io::Write as _;
 
+use rrun::crypto::config::LayerInfoConfig;
 use rrun::image::crypt::{self, LayerInfo};
 
-use crate::cli::args::{Format, LayerinfoArgs};
+use crate::cli::args::{Format, Globals, LayerinfoArgs};
 
 /// Run the command.
-pub fn run(args: LayerinfoArgs) -> anyhow::Result<()> {
-    let image = super::image_ref(&args.image)?;
+pub fn run(globals: &Globals, args: LayerinfoArgs) -> anyhow::Result<()> {
+    let image = super::image_ref(&args.image, globals)?;
     let filter = super::filter(&args.filter)?;
-    let rows = crypt::layer_info(&image, &filter)?;
+    let cfg = LayerInfoConfig::new(args.gpg_homedir.clone());
+    let rows = crypt::layer_info_with(&image, &filter, &cfg)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
@@ -31,12 +33,11 @@ fn write_table(out: &mut impl std::io::Write, rows: &[LayerInfo]) -> std::io::Re
         "SIZE",
         "ENCRYPTION",
         "RECIPIENTS",
-    ]
-    .map(String::from);
-    let cells: Vec<[String; 6]> = rows
+    ];
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.index.to_string(),
                 r.digest.clone(),
                 r.platform.clone(),
@@ -46,19 +47,5 @@ fn write_table(out: &mut impl std::io::Write, rows: &[LayerInfo]) -> std::io::Re
             ]
         })
         .collect();
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.len());
-        }
-    }
-    for row in std::iter::once(&header).chain(&cells) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("   ").trim_end())?;
-    }
-    Ok(())
+    super::write_table(out, &header, &cells)
 }

@@ -2,8 +2,19 @@
 
 pub mod decrypt;
 pub mod encrypt;
+pub mod images;
 pub mod import;
+pub mod inspect;
 pub mod layerinfo;
+pub mod load;
+pub mod prune;
+pub mod rmi;
+pub mod save;
+pub mod tag;
+pub mod trust;
+pub mod trust_passphrase;
+pub mod trust_sign;
+pub mod trust_tuf;
 
 use anyhow::Context as _;
 
@@ -11,13 +22,44 @@ use rrun::crypto::DecryptConfig;
 use rrun::image::crypt::LayerFilter;
 use rrun::image::platform::Platform;
 use rrun::image::reference::ImageRef;
+use rrun::image::store::Store;
 
-use super::args::{FilterArgs, KeyArgs};
+use super::args::{FilterArgs, Globals, KeyArgs};
 use super::log;
 
-/// Parse an image argument.
-pub fn image_ref(arg: &str) -> anyhow::Result<ImageRef> {
-    arg.parse::<ImageRef>().map_err(anyhow::Error::from)
+/// Parse an image argument; store names refer to the store at `--root`.
+pub fn image_ref(arg: &str, globals: &Globals) -> anyhow::Result<ImageRef> {
+    ImageRef::parse_in(arg, &globals.root).map_err(anyhow::Error::from)
+}
+
+/// Open the store at `--root` for a command that writes (creating it if needed).
+pub fn store(globals: &Globals) -> anyhow::Result<Store> {
+    Store::open(&globals.root)
+        .with_context(|| format!("cannot open the image store at {}", globals.root.display()))
+}
+
+/// One line per row, columns padded to their widest cell and separated by three spaces.
+pub fn write_table(
+    out: &mut impl std::io::Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("   ").trim_end())?;
+    }
+    Ok(())
 }
 
 /// Parse a platform argument.
@@ -40,17 +82,29 @@ pub fn filter(args: &FilterArgs) -> anyhow::Result<LayerFilter> {
     })
 }
 
-/// Load `--key` arguments, warning about key files every user can read.
+/// Load `--key` arguments (and `--gpg-homedir`), warning about key files every user can read.
 pub fn decrypt_config(args: &KeyArgs) -> anyhow::Result<DecryptConfig> {
-    let dc = DecryptConfig::from_specs(&args.keys)?;
+    let dc = DecryptConfig::from_specs(&args.keys)?.with_gpg_homedir(args.gpg_homedir.clone());
+    let world_readable = |path: &std::path::Path| {
+        log::warn(format!(
+            "{} is readable by every user of this machine; protect it with chmod 600",
+            path.display()
+        ))
+    };
     for key in dc.private_keys() {
         log::info(format!("loaded private key {key:?}"));
         if key.is_world_readable() {
-            log::warn(format!(
-                "{} is readable by every user of this machine; protect it with chmod 600",
-                key.source().display()
-            ));
+            world_readable(key.source());
         }
+    }
+    for keys in dc.gpg_keys() {
+        log::info(format!("loaded gpg secret keys {keys:?}"));
+        if keys.is_world_readable() {
+            world_readable(keys.source());
+        }
+    }
+    for cert in dc.certificates() {
+        log::info(format!("loaded certificate {cert:?}"));
     }
     Ok(dc)
 }

@@ -126,13 +126,14 @@ enum State {
 /// A decrypting `Read` adapter that holds back the last chunk until the HMAC has been checked.
 ///
 /// A background thread (with helpers) decrypts ahead of the reader, a few MiB at most. At
-/// least the final [`HOLD_BACK`] bytes of plaintext are released only after the HMAC matched; on a
-/// mismatch `read` fails with an `io::Error` of kind `InvalidData` whose inner error is
-/// [`CryptoError::HmacMismatch`] (`err.get_ref()` and `downcast_ref::<CryptoError>()`), and the
-/// held-back bytes are never returned. Everything returned before that is unauthenticated.
+/// least the final [`HOLD_BACK`] bytes of plaintext are released only after the HMAC
+/// matched. On a mismatch `read` fails with an `io::Error` of kind `InvalidData` whose inner
+/// error is [`CryptoError::HmacMismatch`] (`err.get_ref()` then
+/// `downcast_ref::<CryptoError>()`), and the held-back bytes are never returned. Everything
+/// returned before that is unauthenticated. An input error comes back as that `io::Error`.
 ///
-/// Dropping the reader early never blocks: the threads notice within a chunk and exit, once
-/// the input's current `read` call (if any) returns.
+/// Dropping the reader early never blocks: the threads notice within a chunk or two and exit
+/// (once the input's current `read` call, if any, returns).
 pub struct DecryptReader<R> {
     rx: Option<Receiver<Msg>>,
     current: Option<Arc<Chunk>>,

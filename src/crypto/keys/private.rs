@@ -13,6 +13,9 @@ use openssl::x509::X509;
 use super::{jwk, kind, pem};
 use crate::crypto::error::{CryptoError, Result};
 
+/// Why bytes that are no known form of private key were refused.
+pub(super) const NOT_A_KEY: &str = "not a private key: expected PEM, DER or JWK";
+
 /// Parse a private key; returns it with the `alg` of a JWK.
 pub(super) fn parse(
     data: &[u8],
@@ -135,7 +138,7 @@ fn not_a_private_key(data: &[u8], source: &Path) -> CryptoError {
     if is_openpgp_secret_key(data) {
         return pgp_given(source);
     }
-    key_error(source, "not a private key: expected PEM, DER or JWK")
+    key_error(source, NOT_A_KEY)
 }
 
 /// A binary OpenPGP secret-key packet (tag 5), as `gpg --export-secret-keys` writes.
@@ -164,7 +167,8 @@ fn certificate_given(source: &Path) -> CryptoError {
 fn pgp_given(source: &Path) -> CryptoError {
     key_error(
         source,
-        "is an OpenPGP secret key; pgp decryption keys are not supported by this rrun build yet",
+        "is an OpenPGP secret keyring, not a PEM, DER or JWK private key (--key accepts it as a \
+         pgp decryption key)",
     )
 }
 

@@ -894,3 +894,105 @@ fn unusable_or_garbage_recipients_are_refused() {
         "{err}"
     );
 }
+
+// --- sorting `--key` files (ocicrypt `processPrivateKeyFiles`) ---
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/crypto")
+        .join(path)
+}
+
+#[test]
+fn key_files_are_classified() {
+    let dir = TempDir::new().unwrap();
+    let pkey = rsa_pkey();
+    let key_pem = pkey.private_key_to_pem_pkcs8().unwrap();
+    let cert = certificate(&pkey);
+
+    let k = write(&dir, "k.pem", &key_pem);
+    assert!(matches!(
+        load_decryption_key(k.to_str().unwrap()).unwrap(),
+        DecryptionKey::Private { ref certificates, .. } if certificates.is_empty()
+    ));
+    // A certificate (PEM or DER) is sorted as a certificate, not refused.
+    for (name, bytes) in [
+        ("c.pem", cert.to_pem().unwrap()),
+        ("c.der", cert.to_der().unwrap()),
+    ] {
+        let c = write(&dir, name, &bytes);
+        let DecryptionKey::Certificates(certs) = load_decryption_key(c.to_str().unwrap()).unwrap()
+        else {
+            panic!("{name} is not sorted as a certificate");
+        };
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certs[0].subject(), "CN=rrun test");
+    }
+    // Key and certificate in one PEM file: both are kept.
+    let mut both = key_pem.clone();
+    both.extend_from_slice(&cert.to_pem().unwrap());
+    let b = write(&dir, "both.pem", &both);
+    let DecryptionKey::Private { key, certificates } =
+        load_decryption_key(b.to_str().unwrap()).unwrap()
+    else {
+        panic!("not a private key");
+    };
+    assert_same(&key, &pkey);
+    assert_eq!(certificates.len(), 1);
+    // gpg secret keyrings, binary and armored with a passphrase.
+    let gpg = fixture("pgp/fixture.sec.gpg");
+    assert!(matches!(
+        load_decryption_key(gpg.to_str().unwrap()).unwrap(),
+        DecryptionKey::Gpg(_)
+    ));
+    let asc = format!(
+        "{}:pass=fixture pass",
+        fixture("pgp/second.sec.asc").display()
+    );
+    assert!(matches!(
+        load_decryption_key(&asc).unwrap(),
+        DecryptionKey::Gpg(_)
+    ));
+}
+
+#[test]
+fn unknown_key_files_are_an_error_not_ignored() {
+    let dir = TempDir::new().unwrap();
+    for (name, bytes, want) in [
+        (
+            "junk.bin",
+            &b"\x01\x02\x03 not a key"[..],
+            "not a key file rrun knows",
+        ),
+        ("empty", &b""[..], "file is empty"),
+        (
+            "text.txt",
+            &b"hello world\n"[..],
+            "gpg secret keyring or an x509",
+        ),
+    ] {
+        let p = write(&dir, name, bytes);
+        let err = load_decryption_key(p.to_str().unwrap()).unwrap_err();
+        assert!(reason(&err).contains(want), "{name}: {err}");
+    }
+    // A gpg public keyring says how to get the secret one.
+    let err = load_decryption_key(fixture("pgp/pubring.gpg").to_str().unwrap()).unwrap_err();
+    assert!(reason(&err).contains("gpg --export-secret-keys"), "{err}");
+}
+
+#[test]
+fn pkcs7_recipient_certificates_load_from_pem_and_der() {
+    let dir = TempDir::new().unwrap();
+    let cert = certificate(&rsa_pkey());
+    for (name, bytes) in [
+        ("c.pem", cert.to_pem().unwrap()),
+        ("c.der", cert.to_der().unwrap()),
+    ] {
+        let p = write(&dir, name, &bytes);
+        let c = load_certificate(&p).unwrap();
+        assert!(format!("{c:?}").contains("RSA-2048"), "{c:?}");
+    }
+    let p = write(&dir, "pub.pem", &rsa_pkey().public_key_to_pem().unwrap());
+    let err = load_certificate(&p).unwrap_err();
+    assert!(reason(&err).contains("is not an x509 certificate"), "{err}");
+}

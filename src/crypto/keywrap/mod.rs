@@ -2,6 +2,8 @@
 //! with the caller's keys (ocicrypt `keywrap.KeyWrapper`).
 
 pub mod jwe;
+pub mod pgp;
+pub mod pkcs7;
 
 use zeroize::Zeroizing;
 
@@ -35,5 +37,9 @@ pub trait KeyWrapper: Send + Sync {
 
 /// Every key wrapper rrun knows, in the order unwrapping tries them.
 pub fn all() -> Vec<Box<dyn KeyWrapper>> {
-    vec![Box::new(jwe::JweKeyWrapper)]
+    vec![
+        Box::new(jwe::JweKeyWrapper),
+        Box::new(pgp::PgpKeyWrapper::default()),
+        Box::new(pkcs7::Pkcs7KeyWrapper),
+    ]
 }

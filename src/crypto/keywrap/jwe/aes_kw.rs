@@ -48,7 +48,7 @@ impl AesBlock {
 
 /// Wrap `key` (a multiple of 8 bytes, at least 16) under `kek`.
 pub(super) fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>> {
-    if key.len() < 16 || key.len() % 8 != 0 {
+    if key.len() < 16 || !key.len().is_multiple_of(8) {
         return Err(CryptoError::Jwe(format!(
             "cannot key-wrap {} bytes: need a multiple of 8, at least 16",
             key.len()
@@ -79,7 +79,7 @@ pub(super) fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>> {
 
 /// Unwrap `wrapped` under `kek`; `None` when the integrity check fails (wrong key or altered).
 pub(super) fn unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Ok(None);
     }
     let mut aes = AesBlock::new(kek, Mode::Decrypt)?;
