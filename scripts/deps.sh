@@ -71,7 +71,7 @@ if ! command -v cargo >/dev/null; then
   if [ -x "$HOME/.cargo/bin/cargo" ]; then
     say "cargo is installed in ~/.cargo/bin but not on PATH: run 'source ~/.cargo/env' and retry"
   else
-    say "cargo not found: install Rust (1.85 or newer; Debian 12's cargo is too old) with"
+    say "cargo not found: install Rust (1.89 or newer; Debian 12's cargo is too old) with"
     say "  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y && source ~/.cargo/env"
   fi
   exit 1
