@@ -226,11 +226,11 @@ pub struct LayerinfoArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Command of the image (repeatable, one argument each; default /bin/sh).
-    #[arg(long = "cmd", value_name = "ARG")]
+    #[arg(long = "cmd", value_name = "ARG", allow_hyphen_values = true)]
     pub cmd: Vec<String>,
 
     /// Entrypoint of the image (repeatable, one argument each).
-    #[arg(long = "entrypoint", value_name = "ARG")]
+    #[arg(long = "entrypoint", value_name = "ARG", allow_hyphen_values = true)]
     pub entrypoint: Vec<String>,
 
     /// Environment variable KEY=VALUE (repeatable).

@@ -1,10 +1,16 @@
-//! Integration tests: rrun against the real peers, one module per area.
+//! Integration tests: rrun against the real peers (skopeo, umoci, gpg, notary, python-tuf,
+//! docker-registry, runc), one module per area.
+//!
+//! Fixtures (keys, busybox-static images) are built once per test process by `util`; a missing
+//! peer tool is a failure that says to run `make deps`, never a skip.
 
+mod cli;
 mod crypto_schemes;
 mod registry;
 mod registry_util;
 mod runtime_root;
 mod runtime_util;
+mod skopeo_interop;
 mod store;
 mod store_util;
 mod trust_cli;
@@ -12,3 +18,4 @@ mod trust_notary;
 mod trust_tuf;
 mod trust_util;
 mod unpack_root;
+mod util;
