@@ -2,6 +2,7 @@
 //! check every key before writing (the key gate), stream each selected layer through `crypto`
 //! into a staged blob, rewrite manifests and indexes, and commit only when all of it worked.
 
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 
@@ -361,19 +362,41 @@ fn config_diff_ids(src: &Layout, config: &Descriptor) -> Result<Vec<Option<Diges
         .collect())
 }
 
-/// sha256 of a layer blob's uncompressed tar (its diff_id), decompressing by media type.
-fn uncompressed_digest(file: std::fs::File, media_type: &str) -> std::io::Result<Digest> {
-    let buffered = std::io::BufReader::with_capacity(256 << 10, file);
-    let mut reader: Box<dyn Read> = if media_type.ends_with("gzip") {
-        Box::new(flate2::read::MultiGzDecoder::new(buffered))
-    } else if media_type.ends_with("zstd") {
-        Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
-    } else {
-        Box::new(buffered)
+/// sha256 of a layer blob as stored and of its uncompressed tar (its diff_id), decompressing
+/// by media type, in one read.
+fn blob_digests(file: std::fs::File, media_type: &str) -> std::io::Result<(Digest, Digest)> {
+    struct Hashing<R> {
+        inner: R,
+        hasher: Sha256,
+    }
+    impl<R: Read> Read for Hashing<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let mut raw = Hashing {
+        inner: std::io::BufReader::with_capacity(256 << 10, file),
+        hasher: Sha256::new(),
     };
     let mut hasher = super::digest::HashingWriter::new(std::io::sink());
-    std::io::copy(&mut reader, &mut hasher)?;
-    Ok(hasher.finish().0)
+    {
+        let mut reader: Box<dyn Read + '_> = if media_type.ends_with("gzip") {
+            Box::new(flate2::read::MultiGzDecoder::new(&mut raw))
+        } else if media_type.ends_with("zstd") {
+            Box::new(zstd::stream::read::Decoder::new(&mut raw)?)
+        } else {
+            Box::new(&mut raw)
+        };
+        std::io::copy(&mut reader, &mut hasher)?;
+    }
+    // Whatever the decompressor left unread still belongs to the blob.
+    std::io::copy(&mut raw, &mut std::io::sink())?;
+    Ok((
+        Digest::from_sha256(raw.hasher.finalize().into()),
+        hasher.finish().0,
+    ))
 }
 
 /// Write the tree below `node` into `stage`: selected layers through `f`, everything else
@@ -459,23 +482,44 @@ fn write_tree(
     }
 }
 
-/// Run a streaming layer operation from a verified source blob into a new staged blob. The
-/// source's own verification failure wins over whatever error the operation saw.
+/// Run a streaming layer operation from a source blob into a new staged blob. The layer
+/// cipher hashes its input and output itself, so neither side is hashed again here:
+/// `input_digest` gives what the operation computed over its input, which must be the source
+/// descriptor's digest and size. When the operation fails, a damaged source blob is reported
+/// rather than whatever the operation saw.
 fn stream_layer<T>(
     stage: &Stage,
     src: &Layout,
     layer: &Descriptor,
+    input_digest: impl Fn(&T) -> (&[u8; 32], u64),
     op: impl FnOnce(&mut (dyn Read + Send), &mut dyn Write) -> crate::crypto::Result<T>,
 ) -> Result<(T, super::stage::BlobWriter)> {
     let what = format!("layer {}", layer.digest);
-    let mut reader = src.open_blob(layer, &what)?;
-    let mut writer = stage.blob_writer()?;
-    let result = op(&mut reader, &mut writer);
-    if let Some(e) = reader.failure() {
-        return Err(e);
+    let mut reader = src.open_blob_unhashed(layer, &what)?;
+    let mut writer = stage.blob_writer_unhashed()?;
+    let value = match op(&mut reader, &mut writer) {
+        Ok(v) => v,
+        Err(e) => {
+            src.verify_blob(layer, &what)?;
+            return Err(e.into());
+        }
+    };
+    let (sha, len) = input_digest(&value);
+    let actual = Digest::from_sha256(*sha);
+    if actual != layer.digest {
+        return Err(ImageError::DigestMismatch {
+            what,
+            expected: layer.digest.to_string(),
+            actual: actual.to_string(),
+        });
     }
-    let value = result?;
-    reader.finish()?;
+    if len != layer.size {
+        return Err(ImageError::SizeMismatch {
+            what,
+            expected: layer.size,
+            actual: len,
+        });
+    }
     writer.flush()?;
     Ok((value, writer))
 }
@@ -537,16 +581,19 @@ pub(crate) fn encrypt_with(
                     )));
                 }
                 check_compression(src, layer)?;
-                let (out, writer) =
-                    stream_layer(stage, src, layer, |r, w| enc.encrypt(&layer.digest, r, w))?;
-                check_plain(
-                    &out.digests,
-                    &layer.digest,
-                    layer.size,
-                    "encrypted layer input",
+                let (out, writer) = stream_layer(
+                    stage,
+                    src,
+                    layer,
+                    |o: &EncryptedLayer| (&o.digests.plain_sha256, o.digests.len),
+                    |r, w| enc.encrypt(&layer.digest, r, w),
                 )?;
-                let expected = Digest::from_sha256(out.digests.cipher_sha256);
-                let (digest, size) = stage.commit_blob_expecting(writer, &expected)?;
+                let sealed = stage.seal_reported(
+                    writer,
+                    Digest::from_sha256(out.digests.cipher_sha256),
+                    out.digests.len,
+                )?;
+                let (digest, size) = stage.persist(sealed)?;
                 done.insert(
                     layer.digest.clone(),
                     (digest.clone(), size, out.annotations.clone()),
@@ -600,26 +647,6 @@ fn check_compression(src: &Layout, layer: &Descriptor) -> Result<()> {
                 "its media type {} says {name} but the blob is not {name} data; it may be ciphertext under a plain media type (as skopeo --format v2s2 --encryption-key writes), which no tool can decrypt",
                 layer.media_type
             ),
-        });
-    }
-    Ok(())
-}
-
-/// Check what a crypto pass reported about the plaintext against what it must be.
-fn check_plain(d: &StreamDigests, expected: &Digest, size: u64, what: &str) -> Result<()> {
-    let actual = Digest::from_sha256(d.plain_sha256);
-    if &actual != expected {
-        return Err(ImageError::DigestMismatch {
-            what: what.to_string(),
-            expected: expected.to_string(),
-            actual: actual.to_string(),
-        });
-    }
-    if d.len != size {
-        return Err(ImageError::SizeMismatch {
-            what: what.to_string(),
-            expected: size,
-            actual: d.len,
         });
     }
     Ok(())
@@ -684,29 +711,30 @@ pub(crate) fn decrypt_with(
             ));
         };
         let annotations = layer.annotations();
-        let (digests, writer) = stream_layer(stage, src, layer, |r, w| {
-            dec.decrypt(opts, &annotations, r, w)
-        })?;
+        let (digests, writer) = stream_layer(
+            stage,
+            src,
+            layer,
+            |d: &StreamDigests| (&d.cipher_sha256, d.len),
+            |r, w| dec.decrypt(opts, &annotations, r, w),
+        )?;
         let what = format!("decrypted layer {}", layer.digest);
-        let sealed = stage.seal(writer)?;
-        // What the crypto saw and what was written must be the same bytes.
-        let reported = Digest::from_sha256(digests.plain_sha256);
-        if reported != sealed.digest || digests.len != sealed.size {
-            return Err(ImageError::DigestMismatch {
-                what,
-                expected: reported.to_string(),
-                actual: sealed.digest.to_string(),
-            });
-        }
+        let sealed = stage.seal_reported(
+            writer,
+            Digest::from_sha256(digests.plain_sha256),
+            digests.len,
+        )?;
         if sealed.digest != *expected {
             // containers/image records the digest of the blob it read, before it
             // recompressed the layer for the destination, so a layer skopeo compressed
             // while encrypting decrypts to other bytes than the recorded digest. Such a
             // layer is accepted only if its uncompressed content is exactly the config's
             // diff_id (the check image-rs relies on); anything else is refused.
+            // This rare path reads the blob back anyway, so it also checks the digest the
+            // cipher reported for the bytes it wrote.
             let matches_diff_id = match diff_id {
-                Some(want) => uncompressed_digest(sealed.reopen()?, plain)
-                    .map(|got| got == *want)
+                Some(want) => blob_digests(sealed.reopen()?, plain)
+                    .map(|(raw, got)| raw == sealed.digest && got == *want)
                     .unwrap_or(false),
                 None => false,
             };

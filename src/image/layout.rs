@@ -204,6 +204,24 @@ impl Layout {
         Ok(data)
     }
 
+    /// Open a stored blob whose size was checked, without hashing it: for a consumer that
+    /// computes the blob's digest itself (the layer cipher does) and must compare it with
+    /// `desc.digest` before using anything it produced.
+    pub fn open_blob_unhashed(&self, desc: &Descriptor, what: &str) -> Result<std::io::Take<File>> {
+        let path = self.checked_blob(desc, what)?;
+        let file = File::open(&path).map_err(|e| ImageError::io_at(&path, e))?;
+        Ok(file.take(desc.size))
+    }
+
+    /// Hash a stored blob and compare it with its descriptor.
+    pub fn verify_blob(&self, desc: &Descriptor, what: &str) -> Result<()> {
+        let mut reader = self.open_blob(desc, what)?;
+        if let Err(e) = std::io::copy(&mut reader, &mut std::io::sink()) {
+            return Err(reader.failure().unwrap_or(ImageError::Io(e)));
+        }
+        reader.finish()
+    }
+
     /// Open a blob for streaming; the reader verifies size and digest as it goes, and its
     /// `finish` must be called before the content is trusted.
     pub fn open_blob(

@@ -6,9 +6,10 @@ use std::fs;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
-use super::digest::{Digest, HashingWriter};
+use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::layout::{self, Layout, INDEX_JSON, OCI_LAYOUT_FILE, OCI_LAYOUT_JSON};
 use super::manifest::{Descriptor, Index};
@@ -24,15 +25,23 @@ enum Undo {
     Tree(PathBuf),
 }
 
-/// A blob being written: a temp file in the blobs directory, hashed as it is written.
+/// A blob being written: a temp file in the blobs directory, hashed as it is written unless
+/// its producer reports the digest itself ([`Stage::blob_writer_unhashed`]).
 #[derive(Debug)]
 pub struct BlobWriter {
-    inner: HashingWriter<BufWriter<NamedTempFile>>,
+    inner: BufWriter<NamedTempFile>,
+    hasher: Option<Sha256>,
+    len: u64,
 }
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        let n = self.inner.write(buf)?;
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        self.len += n as u64;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
@@ -42,12 +51,12 @@ impl Write for BlobWriter {
 impl BlobWriter {
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.inner.len()
+        self.len
     }
 
     /// True when nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.len == 0
     }
 }
 
@@ -158,15 +167,28 @@ impl Stage {
         &self.layout
     }
 
-    /// Start a new blob.
+    /// Start a new blob, hashed as it is written.
     pub fn blob_writer(&self) -> Result<BlobWriter> {
+        self.new_blob_writer(Some(Sha256::new()))
+    }
+
+    /// Start a new blob whose producer computes its digest over exactly the bytes it writes
+    /// (the layer cipher's pipeline does), so that it is not hashed twice: finish it with
+    /// [`Stage::seal_reported`].
+    pub fn blob_writer_unhashed(&self) -> Result<BlobWriter> {
+        self.new_blob_writer(None)
+    }
+
+    fn new_blob_writer(&self, hasher: Option<Sha256>) -> Result<BlobWriter> {
         let dir = self.layout.blobs_dir();
         let tmp = tempfile::Builder::new()
             .prefix(".rrun-tmp-")
             .tempfile_in(&dir)
             .map_err(|e| ImageError::io_at(&dir, e))?;
         Ok(BlobWriter {
-            inner: HashingWriter::new(BufWriter::with_capacity(256 << 10, tmp)),
+            inner: BufWriter::with_capacity(256 << 10, tmp),
+            hasher,
+            len: 0,
         })
     }
 
@@ -198,11 +220,51 @@ impl Stage {
     /// Finish writing a blob without putting it in place yet: its digest and size are known
     /// and its content can be read back for more checks. Dropping it discards it.
     pub fn seal(&self, writer: BlobWriter) -> Result<SealedBlob> {
-        let (digest, size, buffered) = writer.inner.finish();
-        let tmp = buffered
+        let BlobWriter { inner, hasher, len } = writer;
+        let Some(hasher) = hasher else {
+            return Err(ImageError::malformed(
+                "staged blob",
+                "an unhashed blob needs its reported digest (seal_reported)",
+            ));
+        };
+        let tmp = inner
             .into_inner()
             .map_err(|e| ImageError::Io(e.into_error()))?;
-        Ok(SealedBlob { digest, size, tmp })
+        Ok(SealedBlob {
+            digest: Digest::from_sha256(hasher.finalize().into()),
+            size: len,
+            tmp,
+        })
+    }
+
+    /// Like [`Stage::seal`] for a blob from [`Stage::blob_writer_unhashed`]: `digest` and `len`
+    /// are what its producer computed over the bytes it wrote; the length is checked.
+    pub fn seal_reported(
+        &self,
+        writer: BlobWriter,
+        digest: Digest,
+        len: u64,
+    ) -> Result<SealedBlob> {
+        let BlobWriter {
+            inner,
+            len: written,
+            ..
+        } = writer;
+        if written != len {
+            return Err(ImageError::SizeMismatch {
+                what: "staged blob".into(),
+                expected: len,
+                actual: written,
+            });
+        }
+        let tmp = inner
+            .into_inner()
+            .map_err(|e| ImageError::Io(e.into_error()))?;
+        Ok(SealedBlob {
+            digest,
+            size: len,
+            tmp,
+        })
     }
 
     /// fsync a sealed blob and rename it to its digest (unless that blob already exists).
