@@ -334,7 +334,7 @@ type LayerFn<'a> =
 
 /// The `rootfs.diff_ids` of an image config, by layer position (`None` where missing or not
 /// a valid digest, and for configs that are not image configs).
-fn config_diff_ids(src: &Layout, config: &Descriptor) -> Result<Vec<Option<Digest>>> {
+pub(crate) fn config_diff_ids(src: &Layout, config: &Descriptor) -> Result<Vec<Option<Digest>>> {
     #[derive(serde::Deserialize)]
     struct RootFs {
         #[serde(default)]

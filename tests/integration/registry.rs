@@ -113,6 +113,12 @@ fn peer_skopeo_pushes_plain_and_encrypted_images_that_rrun_pulls() {
     );
     let names = store_names(&env.root);
     let stored = &names[&plain];
+    // Each plain layer was unpacked once into a snapshot checked against its diff_id.
+    assert_eq!(
+        complete_snapshots(&env.root),
+        built.layer_digests.len(),
+        "one snapshot per plain layer"
+    );
     // The store is an OCI layout other tools read, and rrun's own image commands too.
     env.skopeo(&["inspect", &oci(&env.root, &plain)]).ok();
     // (skopeo compresses the plain tar layer on its way to the registry.)
@@ -174,6 +180,23 @@ fn peer_skopeo_pushes_plain_and_encrypted_images_that_rrun_pulls() {
         "{}",
         out.stderr
     );
+    assert_eq!(
+        complete_snapshots(&env2.root),
+        0,
+        "encrypted layers are never unpacked on pull"
+    );
+}
+
+/// Snapshots in a store that were completed (their `done` marker is written last).
+fn complete_snapshots(root: &Path) -> usize {
+    std::fs::read_dir(root.join("snapshots"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().join("done").exists())
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[test]

@@ -83,14 +83,39 @@ pub fn stored_name(reference: &Reference) -> String {
     crate::image::store::store_name(reference)
 }
 
-/// Call site for the unpack step (DESIGN.md section 2 step 6; `src/image/unpack/`, being
-/// written by another helper). The lead wires it here: unpack each plain (not `+encrypted`)
-/// layer of `manifest` into `<root>/snapshots/<hex of its diff_id>/`, skipping snapshots that
-/// exist, with the diff_ids from the config blob `manifest.config`. Encrypted layers stay
-/// ciphertext. Called after the image is committed; an error here fails the pull but leaves
-/// the stored image in place. Does nothing yet.
-pub fn after_pull(root: &Path, name: &str, entry: &Descriptor, manifest: &Manifest) -> Result<()> {
-    let _ = (root, name, entry, manifest);
+/// The unpack step (DESIGN.md section 2 step 6): each plain (not `+encrypted`) layer of
+/// `manifest` is unpacked once into `<root>/snapshots/<hex of its diff_id>/`, checked against
+/// the config's diff_id; snapshots that exist are reused. Encrypted layers stay ciphertext and
+/// are never unpacked here. Called after the image is committed, under the store lock (shared,
+/// so that prune cannot take a snapshot being built); an error fails the pull but leaves the
+/// stored image in place.
+pub fn after_pull(root: &Path, name: &str, _entry: &Descriptor, manifest: &Manifest) -> Result<()> {
+    let store = crate::image::store::Store::open_existing(root)?;
+    let _lock = store.lock(crate::image::store::LockMode::Shared)?;
+    let layout = store.layout();
+    let diff_ids = crate::image::crypt::config_diff_ids(layout, &manifest.config)?;
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        if !matches!(
+            media_type::layer_kind(&layer.media_type)?,
+            LayerKind::Plain { .. }
+        ) {
+            continue;
+        }
+        let Some(Some(diff_id)) = diff_ids.get(i) else {
+            return Err(ImageError::malformed(
+                format!("image config of {name}"),
+                format!("no valid rootfs.diff_ids entry for layer {i}: the image cannot be unpacked safely"),
+            ));
+        };
+        let what = format!("layer {} of {name}", layer.digest);
+        crate::image::unpack::ensure_snapshot(root, diff_id, || {
+            let reader = layout.open_blob(layer, &what)?;
+            Ok((
+                Box::new(reader) as Box<dyn std::io::Read>,
+                layer.media_type.clone(),
+            ))
+        })?;
+    }
     Ok(())
 }
 

@@ -90,6 +90,7 @@ pub fn open_store(root: &Path) -> Result<StoreHandle> {
         "blobs",
         INDEX_JSON,
         OCI_LAYOUT_FILE,
+        crate::image::store::TRUST_DIR,
     ];
     if !root.join(OCI_LAYOUT_FILE).exists() {
         if let Ok(entries) = fs::read_dir(root) {
