@@ -46,6 +46,7 @@ pub fn run(globals: &Globals, args: PullArgs) -> anyhow::Result<()> {
         keys: keys.as_ref(),
         jobs: registry::pull::DEFAULT_JOBS,
         notifier: Some(progress.notifier()),
+        unpack: registry::pull::Unpack::Snapshots,
     };
     let result = registry::pull(&globals.root, &reference, &opts, progress.as_ref());
     progress.finish();

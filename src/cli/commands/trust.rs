@@ -315,7 +315,7 @@ fn lookup(globals: &Globals, args: TrustLookupArgs) -> anyhow::Result<()> {
             serde_json::to_writer_pretty(&mut out, &target)?;
             writeln!(out)?;
         }
-        (Format::Table, Some(t)) => write_table(
+        (Format::Table, Some(t)) => super::write_table(
             &mut out,
             &["IMAGE", "DIGEST", "SIZE", "ROLE", "SIGNERS"],
             &[vec![
@@ -445,7 +445,7 @@ impl Report {
                     ]
                 })
                 .collect();
-            write_table(
+            super::write_table(
                 out,
                 &["SIGNED TAG", "DIGEST", "SIZE", "ROLE", "SIGNERS", "EXPIRES"],
                 &rows,
@@ -464,7 +464,7 @@ impl Report {
                 .iter()
                 .map(|s| vec![s.name.clone(), short(&s.keys)])
                 .collect();
-            write_table(out, &["SIGNER", "KEYS"], &rows)?;
+            super::write_table(out, &["SIGNER", "KEYS"], &rows)?;
         }
         writeln!(out, "\nAdministrative keys for {}\n", self.name)?;
         for k in self.administrative_keys.iter().rev() {
@@ -502,30 +502,6 @@ fn inspect(globals: &Globals, args: TrustInspectArgs) -> anyhow::Result<()> {
         }
     }
     out.flush()?;
-    Ok(())
-}
-
-/// Left-aligned columns separated by three spaces.
-fn write_table(
-    out: &mut impl std::io::Write,
-    header: &[&str],
-    rows: &[Vec<String>],
-) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("   ").trim_end())?;
-    }
     Ok(())
 }
 
@@ -635,7 +611,7 @@ mod tests {
     #[test]
     fn tables_are_aligned() {
         let mut out = Vec::new();
-        write_table(
+        crate::cli::commands::write_table(
             &mut out,
             &["A", "LONGER"],
             &[vec!["wide cell".into(), "x".into()]],

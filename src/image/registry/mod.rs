@@ -23,7 +23,7 @@ pub use auth::Credentials;
 pub use authfile::AuthFiles;
 pub use client::{Client, ClientOptions, CredentialSource, TlsVerify};
 pub use progress::{BlobOutcome, NoProgress, Progress};
-pub use pull::{after_pull, pull, PullOptions, PullSummary};
+pub use pull::{after_pull, pull, PullOptions, PullSummary, Unpack};
 pub use push::{push, PushOptions, PushSummary};
 pub use retry::RetryPolicy;
 

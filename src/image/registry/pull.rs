@@ -40,6 +40,18 @@ pub struct PullOptions<'a> {
     pub jobs: usize,
     /// Told about retries.
     pub notifier: Option<RetryNotifier>,
+    /// Whether plain layers are unpacked into snapshots after the pull.
+    pub unpack: Unpack,
+}
+
+/// What a pull does with plain layers once the image is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unpack {
+    /// Unpack each plain layer once into a snapshot checked against its diff_id.
+    #[default]
+    Snapshots,
+    /// Store the blobs only (as `nerdctl pull --unpack=false`); `run` unpacks later.
+    Skip,
 }
 
 impl Default for PullOptions<'_> {
@@ -50,6 +62,7 @@ impl Default for PullOptions<'_> {
             keys: None,
             jobs: DEFAULT_JOBS,
             notifier: None,
+            unpack: Unpack::default(),
         }
     }
 }
@@ -361,7 +374,9 @@ pub fn pull(
     );
 
     // 6: unpacking (see `after_pull`).
-    after_pull(root, &name, &entry, &selected.manifest)?;
+    if opts.unpack == Unpack::Snapshots {
+        after_pull(root, &name, &entry, &selected.manifest)?;
+    }
 
     Ok(PullSummary {
         name,

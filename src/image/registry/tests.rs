@@ -91,6 +91,8 @@ fn fast_opts() -> PullOptions<'static> {
             credentials: CredentialSource::Anonymous,
             ..ClientOptions::default()
         },
+        // The mock registry's layers are not tars; unpacking is tested against the real one.
+        unpack: Unpack::Skip,
         ..PullOptions::default()
     }
 }
