@@ -399,6 +399,26 @@ fn blob_digests(file: std::fs::File, media_type: &str) -> std::io::Result<(Diges
     ))
 }
 
+/// Write the tree through `per_layer` into the destination's stage and commit it: the
+/// destination changes only if every layer went through.
+fn write_and_commit(
+    tree: &TreeNode,
+    selection: &Selection,
+    src: &Layout,
+    mut dest: Destination,
+    per_layer: &mut LayerFn<'_>,
+) -> Result<CryptSummary> {
+    let mut counts = Counts::default();
+    let top = write_tree(tree, selection, src, dest.stage(), per_layer, &mut counts)?;
+    let summary = CryptSummary {
+        manifest_digest: top.digest.to_string(),
+        layers_changed: counts.changed,
+        layers_total: counts.total,
+    };
+    dest.commit(top)?;
+    Ok(summary)
+}
+
 /// Write the tree below `node` into `stage`: selected layers through `f`, everything else
 /// copied (verified) from `src`. Returns the node's descriptor in the destination.
 fn write_tree(
@@ -556,10 +576,9 @@ pub(crate) fn encrypt_with(
         rewrapped.insert(key, annotations);
     }
 
-    let mut dest = Destination::open(dst)?;
+    let dest = Destination::open(dst)?;
     // Source digest -> (ciphertext digest, size, ocicrypt annotations).
     let mut done: HashMap<Digest, (Digest, u64, Annotations)> = HashMap::new();
-    let mut counts = Counts::default();
     let mut per_layer = |stage: &mut Stage,
                          src: &Layout,
                          layer: &Descriptor,
@@ -608,21 +627,7 @@ pub(crate) fn encrypt_with(
             }
         }
     };
-    let top = write_tree(
-        &tree,
-        &selection,
-        source.layout(),
-        dest.stage(),
-        &mut per_layer,
-        &mut counts,
-    )?;
-    let summary = CryptSummary {
-        manifest_digest: top.digest.to_string(),
-        layers_changed: counts.changed,
-        layers_total: counts.total,
-    };
-    dest.commit(top)?;
-    Ok(summary)
+    write_and_commit(&tree, &selection, source.layout(), dest, &mut per_layer)
 }
 
 /// A layer labelled gzip or zstd must start with that format's magic bytes. This catches
@@ -684,10 +689,9 @@ pub(crate) fn decrypt_with(
         keys.insert(key, (opts, plain));
     }
 
-    let mut dest = Destination::open(dst)?;
+    let dest = Destination::open(dst)?;
     // Ciphertext digest -> (plaintext digest, size).
     let mut done: HashMap<Digest, (Digest, u64)> = HashMap::new();
-    let mut counts = Counts::default();
     let mut per_layer = |stage: &mut Stage,
                          src: &Layout,
                          layer: &Descriptor,
@@ -750,21 +754,7 @@ pub(crate) fn decrypt_with(
         done.insert(layer.digest.clone(), (digest.clone(), size));
         Ok(Some(rewrite::decrypted_layer(layer, plain, digest, size)))
     };
-    let top = write_tree(
-        &tree,
-        &selection,
-        source.layout(),
-        dest.stage(),
-        &mut per_layer,
-        &mut counts,
-    )?;
-    let summary = CryptSummary {
-        manifest_digest: top.digest.to_string(),
-        layers_changed: counts.changed,
-        layers_total: counts.total,
-    };
-    dest.commit(top)?;
-    Ok(summary)
+    write_and_commit(&tree, &selection, source.layout(), dest, &mut per_layer)
 }
 
 #[cfg(test)]
