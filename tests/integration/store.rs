@@ -110,7 +110,7 @@ fn import_images_tag_inspect_and_rmi() {
 
     // By id with several names: refused, nothing changes; by name: untag only.
     let before = snapshot(&root);
-    rrun(&root, ["rmi", &hex[..12]]).error(&["several names", "rmi -f"]);
+    rrun(&root, ["rmi", &hex[..12]]).rrun_error(&["several names", "rmi -f"]);
     assert_eq!(snapshot(&root), before);
     let out = rrun(&root, ["rmi", "mine:v1"]);
     out.ok();
@@ -231,8 +231,8 @@ fn skopeo_reads_the_store_and_what_save_writes_and_load_reads_it_back() {
 
     // An archive tagged v1 says nothing about the repository: a NAME is needed.
     let before = snapshot(&other);
-    rrun(&other, ["image", "load", &arch]).error(&["give a name"]);
-    rrun(&root, ["image", "save", "busybox", "other:1"]).error(&["oci:path"]);
+    rrun(&other, ["image", "load", &arch]).rrun_error(&["give a name"]);
+    rrun(&root, ["image", "save", "busybox", "other:1"]).rrun_error(&["oci:path"]);
     assert_eq!(snapshot(&other), before);
 }
 
@@ -344,7 +344,7 @@ fn docker_references_are_refused_clearly() {
     let root = w.path().join("store");
     import_busybox(w.path(), &root);
     let before = snapshot(&root);
-    rrun(&root, ["image", "layerinfo", "docker://busybox"]).error(&[
+    rrun(&root, ["image", "layerinfo", "docker://busybox"]).rrun_error(&[
         "docker:// is not supported here yet",
         "pull the image first",
     ]);
@@ -360,7 +360,7 @@ fn docker_references_are_refused_clearly() {
             "docker://127.0.0.1:5000/x:1",
         ],
     )
-    .error(&["docker:// is not supported here yet"]);
+    .rrun_error(&["docker:// is not supported here yet"]);
     assert_eq!(snapshot(&root), before);
 }
 
@@ -587,7 +587,7 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
         (vec!["rmi", "busybox", "nope:2"], vec!["nope:2"]),
     ];
     for (args, words) in cases {
-        rrun(&root, &args).error(&words);
+        rrun(&root, &args).rrun_error(&words);
         assert_eq!(snapshot(&root), before, "{args:?} changed the store");
     }
     assert!(!out_dir.exists());
@@ -602,7 +602,7 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
         vec!["image", "prune"],
         vec!["image", "import", rootfs, "z:1"],
     ] {
-        rrun(&root, &args).error(&["corrupted", "will not overwrite"]);
+        rrun(&root, &args).rrun_error(&["corrupted", "will not overwrite"]);
         assert_eq!(snapshot(&root), before, "{args:?} changed the store");
     }
 
@@ -611,14 +611,14 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     fs::create_dir_all(&foreign).unwrap();
     fs::write(foreign.join("notes.txt"), b"mine").unwrap();
     rrun(&foreign, ["image", "import", rootfs, "a:1"])
-        .error(&["not an rrun image store", "notes.txt"]);
+        .rrun_error(&["not an rrun image store", "notes.txt"]);
     assert_eq!(fs::read_dir(&foreign).unwrap().count(), 1);
     // Reading a store that does not exist creates nothing.
     let missing = w.path().join("missing");
     let out = rrun(&missing, ["images"]);
     out.ok();
     assert_eq!(out.stdout.lines().count(), 1);
-    rrun(&missing, ["rmi", "busybox"]).error(&["no image store"]);
+    rrun(&missing, ["rmi", "busybox"]).rrun_error(&["no image store"]);
     assert!(!missing.exists());
 }
 

@@ -10,63 +10,9 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-/// What a finished program did.
-#[derive(Debug)]
-pub struct Run {
-    pub cmdline: String,
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!(
-            "command: {}\nexit code: {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.cmdline, self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// Panic unless it exited 0.
-    #[track_caller]
-    pub fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success\n{}", self.describe());
-        self
-    }
-
-    /// Panic unless this is an rrun error: exit 125 and one stderr line `rrun: error: ...`
-    /// holding every word of `words` (case-insensitive).
-    #[track_caller]
-    pub fn error(&self, words: &[&str]) -> &Self {
-        assert_eq!(
-            self.code,
-            125,
-            "expected exit code 125\n{}",
-            self.describe()
-        );
-        let lines: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected one stderr line\n{}",
-            self.describe()
-        );
-        assert!(lines[0].starts_with("rrun: error: "), "{}", self.describe());
-        let line = lines[0].to_lowercase();
-        for w in words {
-            assert!(
-                line.contains(&w.to_lowercase()),
-                "expected the error to mention {w:?}\n{}",
-                self.describe()
-            );
-        }
-        self
-    }
-}
+/// What a finished program did: the shared integration-test type (`rrun_error` checks the
+/// one-line error contract).
+pub use super::util::Output as Run;
 
 /// Run a command with no stdin and capture everything.
 pub fn run(mut cmd: Command) -> Run {
