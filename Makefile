@@ -22,8 +22,10 @@ test: deps
 demo: build
 	scripts/demo.sh
 
+# scripts/bench.sh writes bench/results.md; each scripts/bench-AREA.sh writes bench/AREA.md.
 bench: build
 	scripts/bench.sh
+	@set -e; for s in scripts/bench-*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; "$$s"; done
 
 fmt:
 	$(CARGO) fmt --all
