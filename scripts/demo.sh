@@ -6,7 +6,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
-need jq openssl skopeo
+need jq openssl skopeo curl docker-registry
 
 W=${DEMO_DIR:-$ROOT/.work/demo}
 rm -rf "$W"
@@ -15,7 +15,9 @@ W=$(cd "$W" && pwd)
 IMG="$W/image"               # the plain image (tag plain) and the decrypted one (tag dec)
 ENC_IMG="$W/encrypted"       # the encrypted image alone, ready to share
 STEP=0
+STORE="$W/store"             # rrun's image store for the pulls (--root)
 trap 'echo; echo "demo FAILED (step $STEP, line $LINENO)" >&2' ERR
+trap stop_registry EXIT
 
 step() { STEP=$((STEP + 1)); printf '\n==> %d. %s\n' "$STEP" "$*"; }
 # show CMD...: print the command (paths relative to the work dir) and run it
@@ -78,5 +80,30 @@ show skopeo copy -q --decryption-key "$W/alice.pem" "oci:$ENC_IMG:enc" "oci:$W/b
 [ "$(layer_digests "$W/by-skopeo" dec)" = "$PLAIN" ] || die "skopeo's decrypted layer differs"
 echo "identical"
 
+step "Start a local registry (Debian's docker-registry) on a free loopback port"
+start_registry "$W/registry"
+echo "registry: http://$REGISTRY (log: registry/registry.log)"
+APP="$REGISTRY/demo/app:1"
+
+step "Push the encrypted image"
+rrun push --root "$STORE" "oci:$ENC_IMG:enc" "$APP"
+# layer_fetches: how many times the registry served the encrypted layer blob
+layer_fetches() { grep -c "GET /v2/demo/app/blobs/$ENC" "$W/registry/registry.log" || true; }
+
+step "Pull it with mallory's key: refused before a single layer byte is downloaded"
+rc=0
+show "$RRUN" pull --root "$STORE" --key "$W/mallory.pem" "$APP" 2>"$W/pull-wrong.err" || rc=$?
+sed 's/^/  | /' "$W/pull-wrong.err"
+[ "$rc" = 125 ] || die "pull with the wrong key exited $rc; expected the refusal (125)"
+[ "$(layer_fetches)" = 0 ] || die "the registry served the layer to a refused pull"
+"$RRUN" images --root "$STORE" | grep -q demo/app && die "a refused pull stored the image"
+echo "refused (exit $rc); the registry log shows 0 requests for the layer blob; the store is empty"
+
+step "Pull it with alice's key"
+rrun pull --root "$STORE" --key "$W/alice.pem" "$APP"
+rrun images --root "$STORE"
+echo "the registry served the layer $(layer_fetches) time(s); the store keeps it encrypted"
+
 trap - ERR
-printf '\ndemo OK: import, encrypt, layerinfo, wrong key refused, decrypt (rrun and skopeo)\n'
+printf '\ndemo OK: import, encrypt, layerinfo, wrong key refused, decrypt (rrun and skopeo),\n'
+printf '         push, pull refused with the wrong key before any layer fetch, pull with the key\n'

@@ -16,7 +16,7 @@ PKGS=(
   docker-registry apache2-utils         # registry tests: distribution 2.8, htpasswd
   runc hyperfine                        # bench: the runtime baseline
   busybox-static                        # rootfs of the test and demo images
-  jq openssl xxd file                   # scripts and key generation
+  jq openssl xxd file curl              # scripts and key generation, registry health checks
   time gnuplot-nox                      # bench: /usr/bin/time -f, chart
 )
 LOCK_WAIT=${DEPS_LOCK_WAIT:-900}        # seconds to wait for another apt/dpkg

@@ -40,3 +40,42 @@ manifest_of() {
 
 # layer_digests LAYOUT TAG: the layer digests, one a line, bottom first.
 layer_digests() { jq -r '.layers[].digest' "$(manifest_of "$1" "$2")"; }
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_registry DIR: Debian's docker-registry (distribution 2.8) on a free loopback port, no
+# auth, storage and log in DIR. Sets REGISTRY (127.0.0.1:PORT) and REGISTRY_PID; stop_registry
+# stops it (call it from an EXIT trap).
+start_registry() {
+  local dir=$1 port code
+  command -v docker-registry >/dev/null || die "docker-registry not found: run 'make deps' (as root)"
+  mkdir -p "$dir/data"
+  port=$(free_port)
+  cat >"$dir/config.yml" <<CONF
+version: 0.1
+log: {level: info, formatter: text}
+storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}
+http: {addr: "127.0.0.1:$port"}
+CONF
+  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
+  REGISTRY_PID=$!
+  REGISTRY=127.0.0.1:$port
+  for _ in $(seq 1 100); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://$REGISTRY/v2/" || true)
+    [ "$code" = 200 ] && return 0
+    kill -0 "$REGISTRY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "docker-registry did not start on $REGISTRY (log: $dir/registry.log)"
+}
+
+stop_registry() {
+  if [ -n "${REGISTRY_PID:-}" ]; then
+    kill "$REGISTRY_PID" 2>/dev/null || true
+    wait "$REGISTRY_PID" 2>/dev/null || true
+    REGISTRY_PID=
+  fi
+}
