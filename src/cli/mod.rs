@@ -18,10 +18,19 @@ pub const EXIT_ERROR: u8 = 125;
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_ERROR } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_ERROR);
+        }
+        Err(e) => {
+            let line = usage_error_line(&e.render().to_string());
+            let _ = writeln!(std::io::stderr(), "rrun: error: {line}");
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     log::set_level(cli.log_level);
@@ -86,10 +95,59 @@ fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// clap's multi-line usage error as one line: the message (with the values clap lists below
+/// it), then the usage and where to read more.
+fn usage_error_line(rendered: &str) -> String {
+    let mut message = Vec::new();
+    let mut usage = None;
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(m) = line.strip_prefix("error: ") {
+            message.push(m);
+        } else if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u);
+        } else if line.starts_with("tip:") || line.starts_with("For more information") {
+            continue;
+        } else if usage.is_none() {
+            message.push(line);
+        }
+    }
+    let mut out = message.join(" ");
+    if usage.is_none() {
+        out.push_str(" (see 'rrun --help')");
+    }
+    if let Some(u) = usage {
+        let verb: Vec<&str> = u
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['[', '<', '-']))
+            .collect();
+        out.push_str(&format!(" (usage: {u}; see '{} --help')", verb.join(" ")));
+    }
+    out
+}
+
 /// A closed stdout (`rrun ... | head`) is not an error (ripgrep's convention).
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usage_error_line;
+
+    #[test]
+    fn usage_errors_become_one_line() {
+        let rendered = "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: rrun pull [OPTIONS] <IMAGE>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_error_line(rendered),
+            "unexpected argument '--bogus' found (usage: rrun pull [OPTIONS] <IMAGE>; see 'rrun pull --help')"
+        );
+        let rendered = "error: the following required arguments were not provided:\n  <IMAGE>\n\nUsage: rrun pull <IMAGE>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_error_line(rendered),
+            "the following required arguments were not provided: <IMAGE> (usage: rrun pull <IMAGE>; see 'rrun pull --help')"
+        );
+    }
 }
