@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::registry_util::require;
+use crate::registry_util::{require, wait_for};
 
 /// The containerd config: own root, state and socket; rrun for both ocicrypt processor ids
 /// (the ones imgcrypt hands the payload to); the CRI plugin's node key model; registry hosts
@@ -170,21 +170,12 @@ impl Containerd {
             dir,
             child: Some(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if c.socket().exists() && c.ctr(&["version"]).code == 0 {
-                break;
-            }
+        wait_for(60, "containerd to answer on its socket", || {
             if let Some(Ok(Some(status))) = c.child.as_mut().map(|ch| ch.try_wait()) {
                 panic!("containerd exited with {status}:\n{}", c.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not start:\n{}",
-                c.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            c.socket().exists() && c.ctr(&["version"]).code == 0
+        });
         c
     }
 
