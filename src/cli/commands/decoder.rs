@@ -1,6 +1,8 @@
 //! `rrun decoder`: containerd's stream processor for encrypted layers (imgcrypt's ctd-decoder
 //! contract): ciphertext on stdin, plaintext on stdout, payload on fd 3, exit non-zero on error.
 
+use std::os::fd::AsFd as _;
+
 use anyhow::Context as _;
 use zeroize::Zeroizing;
 
@@ -28,7 +30,13 @@ pub fn run(args: DecoderArgs) -> anyhow::Result<()> {
     // containerd names the media type it matched in `accepts`; the descriptor's is the same.
     let media_type =
         std::env::var(MEDIA_TYPE_ENV).unwrap_or_else(|_| descriptor.media_type.clone());
-    let stdout = std::io::stdout().lock();
+    // Straight to fd 1: `Stdout` is line-buffered, which only slows a binary stream down.
+    let stdout = std::fs::File::from(
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot use stdout")?,
+    );
     decoder::decode(
         &dc,
         &sources.join(" and "),
