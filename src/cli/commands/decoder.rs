@@ -63,6 +63,13 @@ fn read_payload() -> anyhow::Result<Zeroizing<Vec<u8>>> {
                          it is not containerd's"
                     );
                 }
+                if out.len() + n > out.capacity() {
+                    // Grow by hand: a reallocating Vec would free its old buffer unzeroized.
+                    let want = (out.len() + n).max(2 * out.capacity());
+                    let mut bigger = Zeroizing::new(Vec::with_capacity(want));
+                    bigger.extend_from_slice(&out);
+                    out = bigger;
+                }
                 out.extend_from_slice(&buf[..n]);
             }
             Err(nix::errno::Errno::EINTR) => {}
