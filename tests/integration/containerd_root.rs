@@ -212,6 +212,18 @@ fn decoder_cli_streams_the_layer_and_exits_nonzero_on_every_failure() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(digest(&out), built.layer_digests[0], "{err}");
 
+    // containerd stops reading: the decoder fails (a broken pipe is no success here).
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#""$0" decoder --decryption-keys-path "$1" <"$2" 3<"$3" | head -c 10 >/dev/null; exit ${PIPESTATUS[0]}"#)
+        .arg(env!("CARGO_BIN_EXE_rrun"))
+        .args([&keys, &blob_path, &payload])
+        .output()
+        .expect("bash runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("Broken pipe"), "{err}");
+
     // An altered last byte: non-zero, and the end of the layer never leaves.
     let mut blob = fs::read(&blob_path).unwrap();
     let last = blob.len() - 1;

@@ -45,7 +45,9 @@ pub fn run(args: DecoderArgs) -> anyhow::Result<()> {
         std::io::stdin(),
         stdout,
     )
-    .with_context(|| format!("cannot decrypt layer {}", descriptor.digest))?;
+    // Flattened to text: a closed stdout must fail the decoder too (containerd got only part
+    // of the layer), not pass as the broken pipe that `main` treats as success.
+    .map_err(|e| anyhow::anyhow!("cannot decrypt layer {}: {e}", descriptor.digest))?;
     Ok(())
 }
 
