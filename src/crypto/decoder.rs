@@ -438,13 +438,18 @@ mod tests {
 
     /// An encrypted layer for `key`'s public half: (plain, cipher, descriptor).
     fn encrypted_layer(key: &PKey<Private>, len: usize) -> (Vec<u8>, Vec<u8>, LayerDescriptor) {
+        let public = PKey::public_key_from_der(&key.public_key_to_der().unwrap()).unwrap();
+        layer_for(
+            Recipient::Jwe(PublicKey::new(public, "test.pub", None)),
+            len,
+        )
+    }
+
+    /// An encrypted layer for `recipient`: (plain, cipher, descriptor).
+    fn layer_for(recipient: Recipient, len: usize) -> (Vec<u8>, Vec<u8>, LayerDescriptor) {
         let plain: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&plain)));
-        let public = PKey::public_key_from_der(&key.public_key_to_der().unwrap()).unwrap();
-        let ec = EncryptConfig::new(
-            vec![Recipient::Jwe(PublicKey::new(public, "test.pub", None))],
-            DecryptConfig::default(),
-        );
+        let ec = EncryptConfig::new(vec![recipient], DecryptConfig::default());
         let mut cipher = Vec::new();
         let enc = layer::encrypt_layer(&ec, &digest, plain.as_slice(), &mut cipher).unwrap();
         let mut annotations = enc.annotations;
@@ -523,6 +528,56 @@ mod tests {
         let digests = r.unwrap();
         assert_eq!(digests.len, plain.len() as u64);
         assert!(out == plain, "decrypted bytes differ");
+    }
+
+    #[test]
+    fn key_dir_with_a_pkcs7_key_and_its_certificate_opens_pkcs7_layers() {
+        let fixture = |name: &str| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/crypto/pkcs7")
+                .join(name)
+        };
+        let cert = keys::load_certificate(&fixture("cert1.pem")).unwrap();
+        let (plain, cipher, descriptor) = layer_for(Recipient::Pkcs7(cert), 4000);
+        let dir = key_dir(&[
+            ("key1.pem", &std::fs::read(fixture("key1.pem")).unwrap()),
+            ("cert1.pem", &std::fs::read(fixture("cert1.pem")).unwrap()),
+        ]);
+        let mut dc = DecryptConfig::default();
+        assert_eq!(add_key_dir(dir.path(), &mut dc).unwrap(), 2);
+        let (r, out) = run(&dc, &descriptor, cipher);
+        r.unwrap();
+        assert!(out == plain);
+    }
+
+    #[test]
+    fn payload_gpg_private_keys_open_pgp_layers() {
+        let fixture = |name: &str| {
+            std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/data/crypto/pgp")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        let ring = crate::crypto::keywrap::pgp::PublicKeyring::parse(
+            &fixture("pubring.gpg"),
+            "pubring.gpg",
+        )
+        .unwrap();
+        let mut who = ring.resolve(&["second@example.invalid"]).unwrap();
+        let (plain, cipher, descriptor) = layer_for(Recipient::Pgp(who.remove(0)), 4000);
+        // ocicrypt's DecryptWithGpgPrivKeys: keyrings and their passwords, side by side.
+        let params = serde_json::json!({
+            "gpg-privatekeys": [encode_b64(&fixture("fixture.sec.gpg")), encode_b64(&fixture("second.sec.asc"))],
+            "gpg-privatekeys-passwords": [encode_b64(b""), encode_b64(b"fixture pass")],
+        });
+        let bytes = any(PAYLOAD_TYPE_URL, &payload_json(params, &descriptor));
+        let payload = Payload::parse(&bytes).unwrap();
+        assert_eq!(payload.key_count, 2);
+        let (r, out) = run(&payload.keys, &descriptor, cipher);
+        r.unwrap();
+        assert!(out == plain);
     }
 
     #[test]
