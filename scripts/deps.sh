@@ -18,6 +18,7 @@ PKGS=(
   busybox-static                        # rootfs of the test and demo images
   jq openssl xxd file curl              # scripts and key generation, registry health checks
   time gnuplot-nox                      # bench: /usr/bin/time -f, chart
+  containerd python3-grpcio             # decoder tests: containerd 1.6 + a CRI PullImage client
 )
 LOCK_WAIT=${DEPS_LOCK_WAIT:-900}        # seconds to wait for another apt/dpkg
 

@@ -109,6 +109,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out of a registry: remove its stored credentials.
     Logout(LogoutArgs),
+    /// containerd stream processor (a drop-in for imgcrypt's ctd-decoder): encrypted layer on
+    /// stdin, plain layer on stdout, layer descriptor and keys from containerd on fd 3.
+    Decoder(DecoderArgs),
 }
 
 /// `rrun image ...`
@@ -844,6 +847,15 @@ pub struct PushArgs {
 
     /// Where to push it, a registry name (default: the image's own name).
     pub dest: Option<String>,
+}
+
+/// `rrun decoder`
+#[derive(Debug, Args)]
+pub struct DecoderArgs {
+    /// Directory of decryption keys (private keys, gpg secret keyrings, x509 certificates
+    /// without passwords); every file under it is loaded, as ctd-decoder does.
+    #[arg(long = "decryption-keys-path", value_name = "DIR")]
+    pub decryption_keys_path: Option<std::path::PathBuf>,
 }
 
 /// `rrun login`

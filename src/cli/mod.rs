@@ -92,6 +92,7 @@ fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
         Command::Push(a) => commands::push::run(globals, a),
         Command::Login(a) => commands::login::run(a),
         Command::Logout(a) => commands::logout::run(a),
+        Command::Decoder(a) => commands::decoder::run(a),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod blockcipher;
 pub mod config;
+pub mod decoder;
 pub mod error;
 pub mod keys;
 pub mod keywrap;

@@ -1,5 +1,6 @@
 //! One handler per verb, and the resolution of raw arguments they share.
 
+pub mod decoder;
 pub mod decrypt;
 pub mod encrypt;
 pub mod images;
