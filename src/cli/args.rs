@@ -810,6 +810,9 @@ pub struct PullArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
     /// No progress output.
     #[arg(short, long)]
     pub quiet: bool,
@@ -834,6 +837,21 @@ pub struct PushArgs {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    /// After the push, sign the tag with the pushed manifest's digest and length on the trust
+    /// server (also RRUN_CONTENT_TRUST=1, as docker push does); passphrases from
+    /// RRUN_TRUST_ROOT_PASSPHRASE / RRUN_TRUST_REPOSITORY_PASSPHRASE or a prompt.
+    #[arg(long)]
+    pub sign: bool,
+
+    /// Trust server URL for --sign (default: https://<registry host>); --tls-ca is used for
+    /// it too.
+    #[arg(long, value_name = "URL", env = "RRUN_CONTENT_TRUST_SERVER")]
+    pub trust_server: Option<String>,
+
+    /// For --sign: the repository's root.json to pin, instead of trusting the first root seen.
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<std::path::PathBuf>,
 
     /// No progress output.
     #[arg(short, long)]
