@@ -127,9 +127,9 @@ fn sign_pushed(
         .with_context(not_signed)?;
     let size = pushed.desc.size;
     let opts = TrustOpts {
-        trust_server: args.trust_server.clone(),
+        trust_server: args.trust.trust_server.clone(),
         tls_ca: args.tls.tls_ca.clone(),
-        trust_root: args.trust_root.clone(),
+        trust_root: args.trust.trust_root.clone(),
         ..TrustOpts::default()
     };
     let out = super::trust_sign::sign_tag(globals, dest, tag, digest, size, &opts).with_context(

@@ -72,9 +72,9 @@ impl TrustOpts {
     ) -> Self {
         TrustOpts {
             verify: args.verify,
-            trust_server: args.trust_server.clone(),
+            trust_server: args.source.trust_server.clone(),
             tls_ca: tls_ca.map(Path::to_path_buf),
-            trust_root: args.trust_root.clone(),
+            trust_root: args.source.trust_root.clone(),
             policy: args.policy.clone(),
             plain_http: if tls_verify {
                 PlainHttp::LoopbackOnly
