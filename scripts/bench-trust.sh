@@ -4,20 +4,21 @@
 #
 # Starts notary-signer + notary-server (memory storage, TLS with a CA made here) on free loopback
 # ports, signs TRUST_TAGS tags (default 20) of one repository with `rrun trust sign`, then times
-# TRUST_RUNS (default 15, at least 10) interleaved runs of each:
+# TRUST_RUNS (default 21, at least 10) interleaved runs of each:
 #   rrun cold   `rrun trust lookup --verify` (what `pull --verify` does before it fetches the
 #               manifest by the signed digest) with a fresh --root: no cached metadata
 #   rrun warm   the same with the metadata of the previous runs cached (root pinned)
 #   notary cold `notary lookup GUN TAG` with a fresh trust dir
 #   notary warm the same with its trust dir kept
-# Wall time (ms, medians and min/max) and peak RSS (/usr/bin/time) go to bench/trust.md.
+# Wall time (ms, medians and min/max), CPU time (user + sys, median) and peak RSS
+# (/usr/bin/time) go to bench/trust.md.
 # Work dir: $BENCH_DIR/trust, default bench/work/trust (removed first).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 need notary notary-server notary-signer openssl jq /usr/bin/time
 
-RUNS=${TRUST_RUNS:-15}
+RUNS=${TRUST_RUNS:-21}
 TAGS=${TRUST_TAGS:-20}
 W=${BENCH_DIR:-$ROOT/bench/work}/trust
 OUT_MD=$ROOT/bench/trust.md
@@ -38,7 +39,9 @@ trap cleanup EXIT
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the trust service -------------------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# (main's scripts/lib.sh defines free_port too: this line goes when that is merged)
+declare -F free_port >/dev/null ||
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 C=$W/certs
 openssl ecparam -name prime256v1 -genkey -noout -out "$C/ca.key" 2>/dev/null
 openssl req -x509 -new -key "$C/ca.key" -subj /CN=rrun-bench-ca -days 2 -out "$C/ca.crt" \
@@ -95,15 +98,16 @@ TAG=t$TAGS
 WANT=$(printf 'manifest %s' "$TAGS" | sha256sum | cut -d' ' -f1)
 
 # --- timing ------------------------------------------------------------------------------------
-# timed NAME CMD...: one run; appends "ms rss_kib" to $W/NAME.txt; the output must name $WANT.
+# timed NAME CMD...: one run; appends "µs rss_kib cpu_s" to $W/NAME.txt; the output must name
+# $WANT.
 timed() {
   local name=$1 t0 t1
   shift
   t0=$(date +%s%N)
-  /usr/bin/time -f %M -o "$W/rss" "$@" >"$W/out" 2>"$W/err" || die "$name failed: $(cat "$W/err")"
+  /usr/bin/time -f '%M %U %S' -o "$W/rss" "$@" >"$W/out" 2>"$W/err" || die "$name failed: $(cat "$W/err")"
   t1=$(date +%s%N)
   grep -q "$WANT" "$W/out" || die "$name did not resolve $GUN:$TAG to $WANT: $(cat "$W/out")"
-  echo "$(((t1 - t0) / 1000)) $(tail -n1 "$W/rss")" >>"$W/$name.txt"
+  echo "$(((t1 - t0) / 1000)) $(tail -n1 "$W/rss" | awk '{print $1, $2 + $3}')" >>"$W/$name.txt"
 }
 rrun_lookup() {
   timed "$1" "$RRUN" --root "$2" trust lookup --verify --trust-server "$URL" --tls-ca "$CA" \
@@ -126,14 +130,19 @@ for _ in $(seq "$RUNS"); do
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# stats NAME: "median min max" in ms (from µs) and the peak RSS in MiB
+# median: the median of the numbers on stdin
+median() { sort -n | awk '{t[NR]=$1} END {printf "%f", (NR%2) ? t[(NR+1)/2] : (t[NR/2]+t[NR/2+1])/2}'; }
+# stats NAME: wall "median | min | max" in ms, the median CPU ms and the peak RSS in MiB
 stats() {
-  sort -n "$W/$1.txt" | awk '{t[NR]=$1; if ($2>r) r=$2}
-    END {m = (NR%2) ? t[(NR+1)/2] : (t[NR/2]+t[NR/2+1])/2;
-         printf "%.1f | %.1f | %.1f | %.1f", m/1000, t[1]/1000, t[NR]/1000, r/1024}'
+  local f=$W/$1.txt
+  awk -v m="$(cut -d' ' -f1 "$f" | median)" -v c="$(cut -d' ' -f3 "$f" | median)" \
+    '{if (NR==1 || $1<lo) lo=$1; if ($1>hi) hi=$1; if ($2>r) r=$2}
+     END {printf "%.1f | %.1f | %.1f | %.0f | %.1f", m/1000, lo/1000, hi/1000, c*1000, r/1024}' "$f"
 }
-median_ms() { sort -n "$W/$1.txt" | awk '{t[NR]=$1} END {printf "%.1f", ((NR%2) ? t[(NR+1)/2] : (t[NR/2]+t[NR/2+1])/2)/1000}'; }
-ratio() { awk -v a="$(median_ms "$1")" -v b="$(median_ms "$2")" 'BEGIN {printf "%.2f", a/b}'; }
+ratio() {
+  awk -v a="$(cut -d' ' -f1 "$W/$1.txt" | median)" -v b="$(cut -d' ' -f1 "$W/$2.txt" | median)" \
+    'BEGIN {printf "%.2f", a/b}'
+}
 
 {
   echo "# Content trust: verified pull resolution"
@@ -148,15 +157,17 @@ ratio() { awk -v a="$(median_ms "$1")" -v b="$(median_ms "$2")" 'BEGIN {printf "
   echo "\`notary lookup\`. Cold: fresh \`--root\` / trust dir each run (root, timestamp, snapshot,"
   echo "targets downloaded and verified); warm: the cached metadata of earlier runs (timestamp"
   echo "re-fetched, as both clients always do). $RUNS interleaved runs each (TRUST_RUNS,"
-  echo "TRUST_TAGS); wall time of the whole process."
+  echo "TRUST_TAGS); wall time of the whole process. A cold rrun run writes each verified file"
+  echo "to its cache with fsync and an atomic rename; a warm one rewrites only what changed."
   echo
-  echo "| client | cache | median ms | min ms | max ms | peak RSS MiB |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: |"
+  echo "| client | cache | median ms | min ms | max ms | CPU ms (median) | peak RSS MiB |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
   echo "| rrun | cold | $(stats rrun-cold) |"
   echo "| notary lookup | cold | $(stats notary-cold) |"
   echo "| rrun | warm | $(stats rrun-warm) |"
   echo "| notary lookup | warm | $(stats notary-warm) |"
   echo
-  echo "rrun / notary (medians): cold $(ratio rrun-cold notary-cold), warm $(ratio rrun-warm notary-warm)."
+  echo "rrun / notary (wall medians): cold $(ratio rrun-cold notary-cold), warm $(ratio rrun-warm notary-warm)."
+  echo "CPU time is user + sys as /usr/bin/time reports it (10 ms resolution)."
 } >"$OUT_MD"
 cat "$OUT_MD"
