@@ -369,6 +369,18 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub verify: bool,
 
+    #[command(flatten)]
+    pub source: TrustSourceArgs,
+
+    /// Policy file saying which registries and repositories need signatures
+    /// (default: /etc/rrun/policy.json when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+}
+
+/// Where the trust data of a pull or `push --sign` comes from (`--tls-ca` is the command's own).
+#[derive(Debug, Args)]
+pub struct TrustSourceArgs {
     /// Trust server URL (default: https://<registry host>, https://notary.docker.io for Docker Hub).
     #[arg(long, value_name = "URL", env = "RRUN_CONTENT_TRUST_SERVER")]
     pub trust_server: Option<String>,
@@ -376,11 +388,6 @@ pub struct VerifyArgs {
     /// The repository's root.json to pin, instead of trusting the first root seen.
     #[arg(long, value_name = "FILE")]
     pub trust_root: Option<std::path::PathBuf>,
-
-    /// Policy file saying which registries and repositories need signatures
-    /// (default: /etc/rrun/policy.json when it exists).
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<std::path::PathBuf>,
 }
 
 /// `rrun trust inspect`
@@ -813,6 +820,9 @@ pub struct PullArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
     /// No progress output.
     #[arg(short, long)]
     pub quiet: bool,
@@ -837,6 +847,16 @@ pub struct PushArgs {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    /// After the push, sign the tag with the pushed manifest's digest and length on the trust
+    /// server (also RRUN_CONTENT_TRUST=1, as docker push does; --tls-ca is used for the trust
+    /// server too); passphrases from RRUN_TRUST_ROOT_PASSPHRASE /
+    /// RRUN_TRUST_REPOSITORY_PASSPHRASE or a prompt.
+    #[arg(long)]
+    pub sign: bool,
+
+    #[command(flatten)]
+    pub trust: TrustSourceArgs,
 
     /// No progress output.
     #[arg(short, long)]

@@ -58,8 +58,14 @@ impl MetadataCache {
     }
 
     /// Store `bytes` as `role` atomically (temp file in the same directory, fsync, rename).
+    /// Bytes identical to the cached file (the usual warm update: the same timestamp again)
+    /// are not rewritten, so that a lookup with nothing new pays no fsync.
     pub fn store(&self, role: &str, bytes: &[u8]) -> Result<()> {
-        write_atomic(&self.path(role)?, bytes)
+        let path = self.path(role)?;
+        if std::fs::read(&path).is_ok_and(|cached| cached == bytes) {
+            return Ok(());
+        }
+        write_atomic(&path, bytes)
     }
 
     /// Forget `role` (TUF 5.3.11 after a key rotation of timestamp or snapshot).
@@ -148,6 +154,19 @@ mod tests {
         assert!(c.load("root").unwrap().is_none());
         c.store("targets/releases", b"abc").unwrap();
         assert_eq!(c.load("targets/releases").unwrap().unwrap(), b"abc");
+        // the same bytes leave the file alone; other bytes replace it (a new inode)
+        use std::os::unix::fs::MetadataExt as _;
+        let inode = || {
+            std::fs::metadata(c.path("targets/releases").unwrap())
+                .unwrap()
+                .ino()
+        };
+        let first = inode();
+        c.store("targets/releases", b"abc").unwrap();
+        assert_eq!(inode(), first);
+        c.store("targets/releases", b"abd").unwrap();
+        assert_ne!(inode(), first);
+        assert_eq!(c.load("targets/releases").unwrap().unwrap(), b"abd");
         c.remove("targets/releases").unwrap();
         assert!(c.load("targets/releases").unwrap().is_none());
     }

@@ -289,6 +289,9 @@ impl HttpTransport {
     ) -> Result<Vec<u8>> {
         let status = resp.status().as_u16();
         if status == 404 || status == 403 {
+            // Read the (small) error body so that the connection goes back to the pool: the
+            // root walk's `N+1.root.json` is a 404 on every update, before `timestamp.json`.
+            let _ = resp.body_mut().with_config().limit(4096).read_to_vec();
             return Err(TrustError::NotFound {
                 url: url.to_string(),
             });

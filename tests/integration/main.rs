@@ -17,6 +17,7 @@ mod store;
 mod store_util;
 mod trust_cli;
 mod trust_notary;
+mod trust_pull;
 mod trust_tuf;
 mod trust_util;
 mod unpack_root;

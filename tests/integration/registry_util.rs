@@ -141,6 +141,26 @@ impl Env {
         self.rrun_stdin(args, None)
     }
 
+    /// Run rrun with the content-trust variables (`RRUN_CONTENT_TRUST*`, the trust
+    /// passphrases) removed from the environment, then `vars` set.
+    pub fn rrun_vars(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let mut cmd = self.rrun_cmd(args);
+        for var in [
+            "RRUN_CONTENT_TRUST",
+            "RRUN_CONTENT_TRUST_SERVER",
+            "RRUN_TRUST_ROOT_PASSPHRASE",
+            "RRUN_TRUST_REPOSITORY_PASSPHRASE",
+        ] {
+            cmd.env_remove(var);
+        }
+        let out = cmd
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("rrun runs");
+        finish(format!("rrun {}", args.join(" ")), out)
+    }
+
     /// Run rrun with `input` on stdin.
     pub fn rrun_stdin(&self, args: &[&str], input: Option<&str>) -> Run {
         let mut cmd = self.rrun_cmd(args);

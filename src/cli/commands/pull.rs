@@ -2,10 +2,13 @@
 
 use anyhow::Context as _;
 
+use rrun::image::digest::Digest;
 use rrun::image::name::Reference;
 use rrun::image::registry::{self, ClientOptions, PullOptions, TlsVerify};
+use rrun::trust::TrustedTarget;
 
 use super::transfer_progress::{count, TransferProgress};
+use super::trust::{verify_tag, TrustOpts};
 use crate::cli::args::{Globals, PullArgs, TlsArgs};
 use crate::cli::log;
 
@@ -30,9 +33,37 @@ pub fn client_options(tls: &TlsArgs) -> ClientOptions {
     }
 }
 
+/// Content trust of a pull: with a signed target, the reference to fetch (pinned to the
+/// signed digest, the tag kept so that the store names the image with it) and the signed
+/// length; without, the reference as given.
+fn trusted_reference(
+    reference: Reference,
+    target: Option<&TrustedTarget>,
+) -> anyhow::Result<(Reference, Option<u64>)> {
+    let Some(t) = target else {
+        return Ok((reference, None));
+    };
+    let digest = Digest::parse(&t.digest).with_context(|| {
+        format!(
+            "the signed target {}:{} has an unusable digest; re-sign it with rrun trust sign",
+            reference.name(),
+            t.tag
+        )
+    })?;
+    Ok((reference.with_digest(digest), Some(t.size)))
+}
+
 /// Run the command.
 pub fn run(globals: &Globals, args: PullArgs) -> anyhow::Result<()> {
     let reference = registry_ref(&args.image)?;
+    let trust = TrustOpts::from_verify_args(
+        &args.verify,
+        args.tls.tls_ca.as_deref(),
+        args.tls.tls_verify,
+    );
+    let target = verify_tag(globals, &reference, &trust)
+        .with_context(|| format!("content trust refused {reference}; nothing was pulled"))?;
+    let (reference, manifest_size) = trusted_reference(reference, target.as_ref())?;
     let platform = args.platform.as_deref().map(super::platform).transpose()?;
     let keys = if args.keys.keys.is_empty() {
         None
@@ -47,6 +78,7 @@ pub fn run(globals: &Globals, args: PullArgs) -> anyhow::Result<()> {
         jobs: registry::pull::DEFAULT_JOBS,
         notifier: Some(progress.notifier()),
         unpack: registry::pull::Unpack::Snapshots,
+        manifest_size,
     };
     let result = registry::pull(&globals.root, &reference, &opts, progress.as_ref());
     progress.finish();
@@ -64,8 +96,12 @@ pub fn run(globals: &Globals, args: PullArgs) -> anyhow::Result<()> {
     if args.quiet {
         println!("{}", summary.manifest_digest);
     } else {
+        let signed = target
+            .as_ref()
+            .map(|t| format!("; signed by {} ({})", t.signers.join(", "), t.role))
+            .unwrap_or_default();
         println!(
-            "pulled {} ({}, manifest {}; {}: {} downloaded, {} already stored)",
+            "pulled {} ({}, manifest {}; {}: {} downloaded, {} already stored{signed})",
             summary.name,
             summary.platform,
             summary.manifest_digest,

@@ -15,8 +15,8 @@ use serde::Serialize;
 use rrun::image::name::Reference;
 use rrun::trust::policy::{Policy, Requirement, DEFAULT_POLICY_PATH};
 use rrun::trust::{
-    default_trust_server, HttpOptions, KeyStore, NotaryClient, NotaryRepo, PlainHttp, TrustRoot,
-    TrustedTarget,
+    default_trust_server, HttpOptions, KeyStore, NotaryClient, NotaryRepo, PlainHttp, TrustError,
+    TrustRoot, TrustedTarget,
 };
 
 use crate::cli::args::{
@@ -72,9 +72,9 @@ impl TrustOpts {
     ) -> Self {
         TrustOpts {
             verify: args.verify,
-            trust_server: args.trust_server.clone(),
+            trust_server: args.source.trust_server.clone(),
             tls_ca: tls_ca.map(Path::to_path_buf),
-            trust_root: args.trust_root.clone(),
+            trust_root: args.source.trust_root.clone(),
             policy: args.policy.clone(),
             plain_http: if tls_verify {
                 PlainHttp::LoopbackOnly
@@ -203,7 +203,7 @@ pub(crate) fn warn_exposed_keys(trust_dir: &Path) {
 }
 
 /// True when `RRUN_CONTENT_TRUST` turns content trust on.
-fn content_trust_from_env() -> bool {
+pub(crate) fn content_trust_from_env() -> bool {
     match std::env::var(CONTENT_TRUST_ENV) {
         Ok(v) => !matches!(v.trim(), "" | "0" | "f" | "F" | "false" | "FALSE" | "False"),
         Err(std::env::VarError::NotPresent) => false,
@@ -249,17 +249,26 @@ pub(crate) fn verify_tag(
 ) -> anyhow::Result<Option<TrustedTarget>> {
     let (policy, policy_name) = load_policy(opts.policy.as_deref())?;
     let name = reference.name();
-    let (server, root, ca) = match policy.requirement(&name) {
+    // What turned trust on, and so how to turn it off for an unsigned repository.
+    let (server, root, ca, off) = match policy.requirement(&name) {
         Requirement::Reject => {
             anyhow::bail!("policy {policy_name} rejects images from {name}")
         }
-        Requirement::Accept if !(opts.verify || content_trust_from_env()) => return Ok(None),
-        Requirement::Accept => (None, None, None),
+        Requirement::Accept if opts.verify => (None, None, None, "pull without --verify".into()),
+        Requirement::Accept if content_trust_from_env() => {
+            (None, None, None, format!("unset {CONTENT_TRUST_ENV}"))
+        }
+        Requirement::Accept => return Ok(None),
         Requirement::NotarySigned { server, root, ca } => {
             log::info(format!(
                 "policy {policy_name} requires signatures for {name}"
             ));
-            (server, root, ca)
+            (
+                server,
+                root,
+                ca,
+                format!("change the policy {policy_name}, which requires signatures"),
+            )
         }
     };
     let client = notary_client(
@@ -270,7 +279,19 @@ pub(crate) fn verify_tag(
         root.as_deref().or(opts.trust_root.as_deref()),
         opts.plain_http,
     )?;
-    let repo = update(&client, reference)?;
+    let repo = update(&client, reference).map_err(|e| {
+        if matches!(
+            e.downcast_ref::<TrustError>(),
+            Some(TrustError::NoTrustData { .. })
+        ) {
+            e.context(format!(
+                "{name} is not signed: sign it (rrun trust sign {name}:TAG, or rrun push --sign), \
+                 or {off}"
+            ))
+        } else {
+            e
+        }
+    })?;
     let target = match (reference.tag(), reference.digest()) {
         (Some(tag), pinned) => {
             let t = repo

@@ -42,6 +42,9 @@ pub struct PullOptions<'a> {
     pub notifier: Option<RetryNotifier>,
     /// Whether plain layers are unpacked into snapshots after the pull.
     pub unpack: Unpack,
+    /// The signed length of the top manifest or index (content trust, with the reference
+    /// pinned to the signed digest): any other length is refused before anything else is read.
+    pub manifest_size: Option<u64>,
 }
 
 /// What a pull does with plain layers once the image is stored.
@@ -63,6 +66,7 @@ impl Default for PullOptions<'_> {
             jobs: DEFAULT_JOBS,
             notifier: None,
             unpack: Unpack::default(),
+            manifest_size: None,
         }
     }
 }
@@ -292,6 +296,13 @@ pub fn pull(
     // 1-3: the top document (verified against a pinned digest or Docker-Content-Digest),
     // then down to the manifest of the wanted platform.
     let top = client.get_manifest(repository, &reference.api_reference(), None)?;
+    if let Some(size) = opts.manifest_size.filter(|s| *s != top.desc.size) {
+        return Err(ImageError::SizeMismatch {
+            what: format!("manifest {image} (signed length)"),
+            expected: size,
+            actual: top.desc.size,
+        });
+    }
     let resolved = top.desc.digest.clone();
     let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
     let selected = select_manifest(&client, repository, &image, top, &wanted, progress)?;
