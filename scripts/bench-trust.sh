@@ -39,9 +39,6 @@ trap cleanup EXIT
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the trust service -------------------------------------------------------------------------
-# (main's scripts/lib.sh defines free_port too: this line goes when that is merged)
-declare -F free_port >/dev/null ||
-  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 C=$W/certs
 openssl ecparam -name prime256v1 -genkey -noout -out "$C/ca.key" 2>/dev/null
 openssl req -x509 -new -key "$C/ca.key" -subj /CN=rrun-bench-ca -days 2 -out "$C/ca.crt" \
