@@ -28,57 +28,15 @@ if ! [[ $TAGS =~ ^[1-9][0-9]*$ ]]; then die "TRUST_TAGS must be a positive numbe
 log() { echo "[bench-trust] $*" >&2; }
 
 rm -rf "$W"
-mkdir -p "$W"/{certs,conf,logs}
+mkdir -p "$W"
 W=$(cd "$W" && pwd)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap stop_notary EXIT
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the trust service -------------------------------------------------------------------------
-C=$W/certs
-openssl ecparam -name prime256v1 -genkey -noout -out "$C/ca.key" 2>/dev/null
-openssl req -x509 -new -key "$C/ca.key" -subj /CN=rrun-bench-ca -days 2 -out "$C/ca.crt" \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-for n in server signer; do
-  openssl ecparam -name prime256v1 -genkey -noout -out "$C/$n.ec" 2>/dev/null
-  openssl pkcs8 -topk8 -nocrypt -in "$C/$n.ec" -out "$C/$n.key"
-  openssl req -new -key "$C/$n.key" -subj "/CN=notary-$n" -out "$C/$n.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$C/$n.ext"
-  openssl x509 -req -in "$C/$n.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" -CAcreateserial \
-    -days 2 -extfile "$C/$n.ext" -out "$C/$n.crt" 2>/dev/null
-done
-SIGNER_PORT=$(free_port)
-SERVER_PORT=$(free_port)
-cat >"$W/conf/signer.json" <<EOF
-{"server": {"grpc_addr": "127.0.0.1:$SIGNER_PORT", "tls_cert_file": "../certs/signer.crt",
- "tls_key_file": "../certs/signer.key", "client_ca_file": "../certs/ca.crt"},
- "logging": {"level": "warn"}, "storage": {"backend": "memory"}}
-EOF
-cat >"$W/conf/server.json" <<EOF
-{"server": {"http_addr": "127.0.0.1:$SERVER_PORT", "tls_cert_file": "../certs/server.crt",
- "tls_key_file": "../certs/server.key"},
- "trust_service": {"type": "remote", "hostname": "127.0.0.1", "port": "$SIGNER_PORT",
-  "key_algorithm": "ecdsa", "tls_ca_file": "../certs/ca.crt",
-  "tls_client_cert": "../certs/server.crt", "tls_client_key": "../certs/server.key"},
- "storage": {"backend": "memory"}, "logging": {"level": "warn"}}
-EOF
-(cd "$W/conf" && exec notary-signer -config signer.json >"$W/logs/signer.log" 2>&1) &
-PIDS+=($!)
-sleep 0.5
-(cd "$W/conf" && exec notary-server -config server.json >"$W/logs/server.log" 2>&1) &
-PIDS+=($!)
-URL=https://127.0.0.1:$SERVER_PORT
-CA=$C/ca.crt
-for _ in $(seq 100); do
-  curl -sf --cacert "$CA" "$URL/_notary_server/health" >/dev/null 2>&1 && break
-  for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "notary did not start: $(cat "$W"/logs/*.log)"; done
-  sleep 0.1
-done
-curl -sf --cacert "$CA" "$URL/_notary_server/health" >/dev/null || die "notary-server is not healthy"
+start_notary "$W/notary"
+URL=$NOTARY_URL
+CA=$NOTARY_CA
 
 # --- signed tags -------------------------------------------------------------------------------
 GUN=127.0.0.1:5000/bench/trust

@@ -6,7 +6,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
-need jq openssl skopeo curl docker-registry
+need jq openssl skopeo curl docker-registry notary-server notary-signer
 
 W=${DEMO_DIR:-$ROOT/.work/demo}
 rm -rf "$W"
@@ -17,7 +17,7 @@ ENC_IMG="$W/encrypted"       # the encrypted image alone, ready to share
 STEP=0
 STORE="$W/store"             # rrun's image store for the pulls (--root)
 trap 'echo; echo "demo FAILED (step $STEP, line $LINENO)" >&2' ERR
-trap stop_registry EXIT
+trap 'stop_registry; stop_notary' EXIT
 
 step() { STEP=$((STEP + 1)); printf '\n==> %d. %s\n' "$STEP" "$*"; }
 # show CMD...: print the command (paths relative to the work dir) and run it
@@ -104,6 +104,35 @@ rrun pull --root "$STORE" --key "$W/alice.pem" "$APP"
 rrun images --root "$STORE"
 echo "the registry served the layer $(layer_fetches) time(s); the store keeps it encrypted"
 
+step "Start a local Notary (notary-server + notary-signer, TLS) and sign the tag with rrun"
+start_notary "$W/notary"
+echo "trust server: $NOTARY_URL (CA: ${NOTARY_CA#"$W"/})"
+TRUST=(--trust-server "$NOTARY_URL" --tls-ca "$NOTARY_CA")
+export RRUN_TRUST_ROOT_PASSPHRASE=demo-root-passphrase
+export RRUN_TRUST_REPOSITORY_PASSPHRASE=demo-repository-passphrase
+rrun trust sign --root "$STORE" "${TRUST[@]}" "$APP"
+SIGNED=$("$RRUN" images --root "$STORE" --format json | jq -r --arg n "$APP" '.[] | select(.names | index($n)) | .manifest_digest')
+rrun trust inspect --root "$STORE" "${TRUST[@]}" "$REGISTRY/demo/app"
+
+step "Pull with --verify: the tag resolves only through the signed metadata"
+rrun pull --verify --root "$STORE" "${TRUST[@]}" --key "$W/alice.pem" "$APP"
+
+step "Someone pushes a different, unsigned image over the same tag"
+rrun push --root "$STORE" "oci:$IMG:plain" "$APP"
+MOVED=$(curl -s -o /dev/null -D - -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://$REGISTRY/v2/demo/app/manifests/1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest" {print $2}')
+echo "the registry now serves $APP as $MOVED"
+[ "$MOVED" != "$SIGNED" ] || die "the tag did not move"
+
+step "Pull with --verify again: rrun still gets the signed image, by its signed digest"
+rrun pull --verify --root "$STORE" "${TRUST[@]}" --key "$W/alice.pem" "$APP"
+GOT=$("$RRUN" images --root "$STORE" --format json | jq -r --arg n "$APP" '.[] | select(.names | index($n)) | .manifest_digest')
+echo "signed: $SIGNED"
+echo "stored: $GOT"
+[ "$GOT" = "$SIGNED" ] || die "the verified pull stored $GOT, not the signed $SIGNED"
+echo "the unsigned push changed nothing for a verified pull"
+
 trap - ERR
 printf '\ndemo OK: import, encrypt, layerinfo, wrong key refused, decrypt (rrun and skopeo),\n'
-printf '         push, pull refused with the wrong key before any layer fetch, pull with the key\n'
+printf '         push, pull refused with the wrong key before any layer fetch, pull with the key,\n'
+printf '         trust sign, pull --verify, an unsigned push over the signed tag changes nothing\n'

@@ -79,3 +79,63 @@ stop_registry() {
     REGISTRY_PID=
   fi
 }
+
+# start_notary DIR: notary-signer + notary-server (Debian's notary; memory storage, TLS with a
+# CA made here) on free loopback ports; certificates, configs and logs in DIR. Sets NOTARY_URL
+# (https://127.0.0.1:PORT), NOTARY_CA (the CA file clients trust) and NOTARY_PIDS; stop_notary
+# stops them (call it from an EXIT trap).
+start_notary() {
+  local dir=$1 c n p signer_port server_port
+  command -v notary-server >/dev/null || die "notary-server not found: run 'make deps' (as root)"
+  mkdir -p "$dir"/{certs,conf,logs}
+  dir=$(cd "$dir" && pwd)
+  c=$dir/certs
+  openssl ecparam -name prime256v1 -genkey -noout -out "$c/ca.key" 2>/dev/null
+  openssl req -x509 -new -key "$c/ca.key" -subj /CN=rrun-local-ca -days 2 -out "$c/ca.crt" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+  for n in server signer; do
+    openssl ecparam -name prime256v1 -genkey -noout -out "$c/$n.ec" 2>/dev/null
+    openssl pkcs8 -topk8 -nocrypt -in "$c/$n.ec" -out "$c/$n.key"
+    openssl req -new -key "$c/$n.key" -subj "/CN=notary-$n" -out "$c/$n.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$c/$n.ext"
+    openssl x509 -req -in "$c/$n.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" -CAcreateserial \
+      -days 2 -extfile "$c/$n.ext" -out "$c/$n.crt" 2>/dev/null
+  done
+  signer_port=$(free_port)
+  server_port=$(free_port)
+  cat >"$dir/conf/signer.json" <<CONF
+{"server": {"grpc_addr": "127.0.0.1:$signer_port", "tls_cert_file": "../certs/signer.crt",
+ "tls_key_file": "../certs/signer.key", "client_ca_file": "../certs/ca.crt"},
+ "logging": {"level": "warn"}, "storage": {"backend": "memory"}}
+CONF
+  cat >"$dir/conf/server.json" <<CONF
+{"server": {"http_addr": "127.0.0.1:$server_port", "tls_cert_file": "../certs/server.crt",
+ "tls_key_file": "../certs/server.key"},
+ "trust_service": {"type": "remote", "hostname": "127.0.0.1", "port": "$signer_port",
+  "key_algorithm": "ecdsa", "tls_ca_file": "../certs/ca.crt",
+  "tls_client_cert": "../certs/server.crt", "tls_client_key": "../certs/server.key"},
+ "storage": {"backend": "memory"}, "logging": {"level": "warn"}}
+CONF
+  NOTARY_PIDS=()
+  (cd "$dir/conf" && exec notary-signer -config signer.json >"$dir/logs/signer.log" 2>&1) &
+  NOTARY_PIDS+=($!)
+  sleep 0.5
+  (cd "$dir/conf" && exec notary-server -config server.json >"$dir/logs/server.log" 2>&1) &
+  NOTARY_PIDS+=($!)
+  NOTARY_URL=https://127.0.0.1:$server_port
+  NOTARY_CA=$c/ca.crt
+  for _ in $(seq 100); do
+    curl -sf --cacert "$NOTARY_CA" "$NOTARY_URL/_notary_server/health" >/dev/null 2>&1 && return 0
+    for p in "${NOTARY_PIDS[@]}"; do
+      kill -0 "$p" 2>/dev/null || die "notary did not start: $(cat "$dir"/logs/*.log)"
+    done
+    sleep 0.1
+  done
+  die "notary-server is not healthy (logs: $dir/logs)"
+}
+
+stop_notary() {
+  local p
+  for p in ${NOTARY_PIDS[@]+"${NOTARY_PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done
+  NOTARY_PIDS=()
+}
