@@ -8,6 +8,8 @@ mod cli;
 mod crypto_schemes;
 mod registry;
 mod registry_util;
+mod run_image_root;
+mod run_image_util;
 mod runtime_root;
 mod runtime_util;
 mod skopeo_interop;

@@ -1,0 +1,274 @@
+//! `rrun run IMAGE` with real containers (needs root): the image config, the key gate of
+//! encrypted images, sealed mode (no plaintext on disk), and mount cleanup.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::run_image_util::{grep_scan, raw_scan, Images, PlainTmpfs};
+use crate::runtime_util::wait_until;
+use crate::util;
+
+/// An RSA key pair in `dir`: (private key, `jwe:` recipient).
+fn key_pair(dir: &Path, name: &str) -> (String, String) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    util::tool(
+        "openssl",
+        [
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([private.as_os_str()]),
+    );
+    util::tool(
+        "openssl",
+        ["pkey", "-pubout", "-in"]
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .chain([private.as_os_str(), "-out".as_ref(), public.as_os_str()]),
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (
+        private.to_string_lossy().into_owned(),
+        format!("jwe:{}", public.display()),
+    )
+}
+
+/// A unique string that exists nowhere before the test makes it.
+fn marker() -> String {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).unwrap();
+    format!("rrun-sealed-marker-{}", hex::encode(b))
+}
+
+#[test]
+fn root_run_image_uses_its_cmd_env_workdir_and_user() {
+    let env = Images::new();
+    env.import_busybox(
+        &env.path("src"),
+        &[],
+        &[
+            "--cmd",
+            "sh",
+            "--cmd",
+            "-c",
+            "--cmd",
+            "echo from-cmd; id -u; pwd; echo FOO=$FOO",
+            "-e",
+            "FOO=bar",
+            "-e",
+            "PATH=/bin:/usr/bin",
+            "--workdir",
+            "/tmp",
+        ],
+        "app:1",
+    );
+    let out = env.rrun(&["run", "--rm", "app:1"]);
+    assert_eq!(out.ok(), "from-cmd\n0\n/tmp\nFOO=bar\n");
+    // A command after the image replaces Cmd.
+    let out = env.rrun(&["run", "--rm", "app:1", "echo", "override"]);
+    assert_eq!(out.ok(), "override\n");
+    // -e and -w win over the config.
+    let out = env.rrun(&["run", "--rm", "-e", "FOO=cli", "-w", "/", "app:1"]);
+    assert_eq!(out.ok(), "from-cmd\n0\n/\nFOO=cli\n");
+    // User from the config (a name, resolved in the image's /etc/passwd).
+    env.edit_config("app:1", |c| c["config"]["User"] = "nobody".into());
+    let out = env.rrun(&["run", "--rm", "app:1"]);
+    assert_eq!(out.ok(), "from-cmd\n65534\n/tmp\nFOO=bar\n");
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+    assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
+}
+
+#[test]
+fn root_run_image_bad_input_is_one_clear_error() {
+    let env = Images::new();
+    env.rrun(&["run", "--rm", "nosuch:1", "true"])
+        .rrun_error("image \"nosuch:1\" not found in the store");
+    env.import_busybox(&env.path("src"), &[], &[], "app:1");
+    env.rrun(&["run", "--rm", "other:1"])
+        .rrun_error("import, load or pull it first");
+    env.edit_config("app:1", |c| {
+        c["config"].as_object_mut().unwrap().remove("Cmd");
+        c["config"].as_object_mut().unwrap().remove("Entrypoint");
+    });
+    env.rrun(&["run", "--rm", "app:1"])
+        .rrun_error("image app:1 has no command");
+    env.rrun(&["run", "--rm", "--platform", "linux/s390x", "app:1", "true"])
+        .rrun_error("matches platform linux/s390x");
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+    assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
+}
+
+#[test]
+fn root_encrypted_image_runs_only_with_a_key_that_opens_it() {
+    let env = Images::new();
+    let (key, recipient) = key_pair(env.path("").as_path(), "a");
+    let (other, _) = key_pair(env.path("").as_path(), "b");
+    env.import_busybox(
+        &env.path("src"),
+        &[],
+        &["--cmd", "echo", "--cmd", "inside"],
+        "app:1",
+    );
+    env.rrun(&[
+        "image",
+        "encrypt",
+        "--recipient",
+        &recipient,
+        "app:1",
+        "app:enc",
+    ])
+    .ok();
+    let layer = {
+        let out = env.rrun(&["image", "layerinfo", "app:enc"]);
+        let text = out.ok().to_string();
+        let line = text
+            .lines()
+            .find(|l| l.contains("jwe"))
+            .expect("an encrypted layer");
+        line.split_whitespace().nth(1).unwrap().to_string()
+    };
+    for args in [
+        vec!["run", "--rm", "app:enc"],
+        vec!["run", "--rm", "--key", &other, "app:enc"],
+    ] {
+        let out = env.rrun(&args);
+        out.rrun_error("not authorized to use this image");
+        let short = layer.trim_start_matches("sha256:");
+        assert!(
+            out.stderr.contains(&short[..12.min(short.len())]),
+            "the error names the layer {layer}: {out:?}"
+        );
+        assert!(
+            out.stderr.contains("jwe"),
+            "the error names the scheme: {out:?}"
+        );
+        assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+        assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
+    }
+    let out = env.rrun(&["run", "--rm", "--key", &key, "app:enc"]);
+    assert_eq!(out.ok(), "inside\n");
+    // The plain image still runs without a key.
+    assert_eq!(env.rrun(&["run", "--rm", "app:1"]).ok(), "inside\n");
+}
+
+#[test]
+fn root_sealed_run_leaves_no_plaintext_marker_on_disk() {
+    let env = Images::new();
+    let (key, recipient) = key_pair(env.path("").as_path(), "a");
+    let marker = marker();
+    // The plaintext image is built and encrypted from a tmpfs that is gone before the scan.
+    let mut plain = PlainTmpfs::new();
+    let layout = plain.path().join("layout");
+    env.import_busybox(
+        &plain.path().join("rootfs"),
+        &[("secret/marker.txt", format!("{marker}\n").as_bytes())],
+        &[],
+        &util::oci(&layout, "1"),
+    );
+    assert!(
+        !raw_scan(&[plain.path()], marker.as_bytes()).is_empty(),
+        "the scanner finds the marker where it is"
+    );
+    env.rrun(&[
+        "image",
+        "encrypt",
+        "--recipient",
+        &recipient,
+        &util::oci(&layout, "1"),
+        "secret:1",
+    ])
+    .ok();
+    plain.remove();
+
+    let out = env.rrun(&[
+        "run",
+        "--rm",
+        "--key",
+        &key,
+        "secret:1",
+        "sh",
+        "-c",
+        "cat /secret/marker.txt; cp /secret/marker.txt /copy; cat /copy; grep -c rrun-sealed /proc/self/mountinfo || true",
+    ]);
+    assert_eq!(out.ok(), format!("{marker}\n{marker}\n0\n"));
+    assert!(
+        env.mounts().is_empty(),
+        "--rm leaves no mounts: {:?}",
+        env.mounts()
+    );
+    assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
+
+    let dirs = [
+        env.store(),
+        env.state(),
+        Path::new("/var/tmp").to_path_buf(),
+        Path::new("/tmp").to_path_buf(),
+    ];
+    let dirs: Vec<&Path> = dirs.iter().map(|d| d.as_path()).collect();
+    assert_eq!(grep_scan(&dirs, &marker), Vec::<String>::new());
+    assert_eq!(
+        raw_scan(&dirs, marker.as_bytes()),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
+#[test]
+fn root_detached_sealed_container_keeps_its_tmpfs_until_rm() {
+    let env = Images::new();
+    let (key, recipient) = key_pair(env.path("").as_path(), "a");
+    env.import_busybox(&env.path("src"), &[], &[], "app:1");
+    env.rrun(&[
+        "image",
+        "encrypt",
+        "--recipient",
+        &recipient,
+        "app:1",
+        "app:enc",
+    ])
+    .ok();
+    let out = env.rrun(&[
+        "run", "-d", "--name", "s1", "--key", &key, "app:enc", "sleep", "60",
+    ]);
+    out.ok();
+    let mounts = env.mounts();
+    let sealed: Vec<&String> = mounts
+        .iter()
+        .filter(|m| m.contains("rrun-sealed"))
+        .collect();
+    assert_eq!(sealed.len(), 1, "one sealed tmpfs: {mounts:?}");
+    assert!(sealed[0].contains("mode=700"), "{mounts:?}");
+    assert!(
+        mounts.iter().any(|m| m.contains(" overlay ")),
+        "the overlay is mounted: {mounts:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || env
+            .rrun(&["ps"])
+            .stdout
+            .contains("s1")),
+        "s1 runs"
+    );
+    env.rrun(&["rm", "-f", "s1"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || env.mounts().is_empty()),
+        "rm -f unmounts: {:?}",
+        env.mounts()
+    );
+    assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
+
+    // A plain image's detached container too.
+    env.rrun(&["run", "-d", "--name", "p1", "app:1", "sleep", "60"])
+        .ok();
+    assert!(!env.mounts().is_empty());
+    env.rrun(&["rm", "-f", "p1"]).ok();
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+    assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
+}
