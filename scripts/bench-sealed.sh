@@ -20,17 +20,15 @@ BYTES=${SEALED_BYTES:-268435456}
 RUNS=${SEALED_RUNS:-7}
 W=${SEALED_DIR:-$ROOT/bench/work-sealed}
 OUT_MD=$ROOT/bench/sealed.md
-[[ $BYTES =~ ^[1-9][0-9]*$ ]] || die "SEALED_BYTES must be a positive number of bytes"
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "SEALED_RUNS must be a positive number"
+for v in BYTES RUNS; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "SEALED_$v must be a positive whole number"
+done
 [ "$(id -u)" = 0 ] || die "needs root (containers, mounts)"
-
 log() { echo "[bench-sealed] $*" >&2; }
 
-rm -rf "$W"
-mkdir -p "$W"
-W=$(cd "$W" && pwd)
-free_kib=$(df -Pk "$W" | awk 'NR==2 {print $4}')
-[ "$free_kib" -gt $((BYTES * 5 / 1024)) ] || die "need about $((BYTES * 5 / 1048576)) MiB free in $W"
+rm -rf "$W" && mkdir -p "$W" && W=$(cd "$W" && pwd)
+[ "$(df -Pk "$W" | awk 'NR==2 {print $4}')" -gt $((BYTES * 5 / 1024)) ] ||
+  die "need about $((BYTES * 5 / 1048576)) MiB free in $W"
 S=$W/store
 ST=$W/state
 R() { "$RRUN" --root "$S" --state "$ST" "$@"; }

@@ -8,37 +8,16 @@ use crate::run_image_util::{grep_scan, raw_scan, Images, PlainTmpfs};
 use crate::runtime_util::wait_until;
 use crate::util;
 
-/// An RSA key pair in `dir`: (private key, `jwe:` recipient).
-fn key_pair(dir: &Path, name: &str) -> (String, String) {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub"));
-    util::tool(
-        "openssl",
-        [
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ]
-        .iter()
-        .map(std::ffi::OsStr::new)
-        .chain([private.as_os_str()]),
-    );
-    util::tool(
-        "openssl",
-        ["pkey", "-pubout", "-in"]
-            .iter()
-            .map(std::ffi::OsStr::new)
-            .chain([private.as_os_str(), "-out".as_ref(), public.as_os_str()]),
-    );
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
-    (
-        private.to_string_lossy().into_owned(),
-        format!("jwe:{}", public.display()),
-    )
+/// (private key, `jwe:` recipient) of the fixture key `rsa`, and a key that is no recipient.
+fn keys() -> (String, String, String) {
+    let f = util::fixtures();
+    (f.key("rsa.pem"), f.jwe("rsa.pub"), f.key("rsa2.pem"))
+}
+
+/// Encrypt the store image `src` for `recipient` as `dst`.
+fn encrypt(env: &Images, recipient: &str, src: &str, dst: &str) {
+    env.rrun(&["image", "encrypt", "--recipient", recipient, src, dst])
+        .ok();
 }
 
 /// A unique string that exists nowhere before the test makes it.
@@ -109,23 +88,14 @@ fn root_run_image_bad_input_is_one_clear_error() {
 #[test]
 fn root_encrypted_image_runs_only_with_a_key_that_opens_it() {
     let env = Images::new();
-    let (key, recipient) = key_pair(env.path("").as_path(), "a");
-    let (other, _) = key_pair(env.path("").as_path(), "b");
+    let (key, recipient, other) = keys();
     env.import_busybox(
         &env.path("src"),
         &[],
         &["--cmd", "echo", "--cmd", "inside"],
         "app:1",
     );
-    env.rrun(&[
-        "image",
-        "encrypt",
-        "--recipient",
-        &recipient,
-        "app:1",
-        "app:enc",
-    ])
-    .ok();
+    encrypt(&env, &recipient, "app:1", "app:enc");
     let layer = {
         let out = env.rrun(&["image", "layerinfo", "app:enc"]);
         let text = out.ok().to_string();
@@ -162,7 +132,7 @@ fn root_encrypted_image_runs_only_with_a_key_that_opens_it() {
 #[test]
 fn root_sealed_run_leaves_no_plaintext_marker_on_disk() {
     let env = Images::new();
-    let (key, recipient) = key_pair(env.path("").as_path(), "a");
+    let (key, recipient, _) = keys();
     let marker = marker();
     // The plaintext image is built and encrypted from a tmpfs that is gone before the scan.
     let mut plain = PlainTmpfs::new();
@@ -177,15 +147,7 @@ fn root_sealed_run_leaves_no_plaintext_marker_on_disk() {
         !raw_scan(&[plain.path()], marker.as_bytes()).is_empty(),
         "the scanner finds the marker where it is"
     );
-    env.rrun(&[
-        "image",
-        "encrypt",
-        "--recipient",
-        &recipient,
-        &util::oci(&layout, "1"),
-        "secret:1",
-    ])
-    .ok();
+    encrypt(&env, &recipient, &util::oci(&layout, "1"), "secret:1");
     plain.remove();
 
     let out = env.rrun(&[
@@ -223,17 +185,9 @@ fn root_sealed_run_leaves_no_plaintext_marker_on_disk() {
 #[test]
 fn root_detached_sealed_container_keeps_its_tmpfs_until_rm() {
     let env = Images::new();
-    let (key, recipient) = key_pair(env.path("").as_path(), "a");
+    let (key, recipient, _) = keys();
     env.import_busybox(&env.path("src"), &[], &[], "app:1");
-    env.rrun(&[
-        "image",
-        "encrypt",
-        "--recipient",
-        &recipient,
-        "app:1",
-        "app:enc",
-    ])
-    .ok();
+    encrypt(&env, &recipient, "app:1", "app:enc");
     let out = env.rrun(&[
         "run", "-d", "--name", "s1", "--key", &key, "app:enc", "sleep", "60",
     ]);
