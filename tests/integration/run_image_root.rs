@@ -210,6 +210,11 @@ fn root_detached_sealed_container_keeps_its_tmpfs_until_rm() {
             .contains("s1")),
         "s1 runs"
     );
+    // A run that fails before starting (the name is taken) leaves no mount of its own.
+    env.rrun(&["run", "--name", "s1", "--key", &key, "app:enc", "true"])
+        .rrun_error("already in use");
+    assert_eq!(env.mounts(), mounts);
+    assert_eq!(env.rootfs_dirs().len(), 1, "{:?}", env.rootfs_dirs());
     env.rrun(&["rm", "-f", "s1"]).ok();
     assert!(
         wait_until(Duration::from_secs(10), || env.mounts().is_empty()),
@@ -217,6 +222,15 @@ fn root_detached_sealed_container_keeps_its_tmpfs_until_rm() {
         env.mounts()
     );
     assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
+
+    // An exited foreground container keeps its sealed tmpfs until rm.
+    let out = env.rrun(&[
+        "run", "--name", "e1", "--key", &key, "app:enc", "sh", "-c", "exit 3",
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(env.mounts().iter().any(|m| m.contains("rrun-sealed")));
+    env.rrun(&["rm", "e1"]).ok();
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
 
     // A plain image's detached container too.
     env.rrun(&["run", "-d", "--name", "p1", "app:1", "sleep", "60"])
