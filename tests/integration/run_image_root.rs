@@ -240,3 +240,26 @@ fn root_detached_sealed_container_keeps_its_tmpfs_until_rm() {
     assert!(env.mounts().is_empty(), "{:?}", env.mounts());
     assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
 }
+
+#[test]
+fn root_tampered_encrypted_layer_fails_and_leaves_nothing_mounted() {
+    let env = Images::new();
+    let (key, recipient, _) = keys();
+    env.import_busybox(&env.path("src"), &[], &[], "app:1");
+    encrypt(&env, &recipient, "app:1", "app:enc");
+    // Flip one ciphertext byte, with every digest fixed up: only the HMAC can notice.
+    let dir = env.path("tampered");
+    env.rrun(&["image", "save", "app:enc", &util::oci(&dir, "t")])
+        .ok();
+    util::Layout::new(&dir).doctor_layer("t", 0, |blob, _| {
+        let mid = blob.len() / 2;
+        blob[mid] ^= 0x01;
+    });
+    env.rrun(&["image", "load", &util::oci(&dir, "t"), "app:bad"])
+        .ok();
+    let out = env.rrun(&["run", "--rm", "--key", &key, "app:bad", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.to_lowercase().contains("hmac"), "{out:?}");
+    assert!(env.mounts().is_empty(), "{:?}", env.mounts());
+    assert!(env.rootfs_dirs().is_empty(), "{:?}", env.rootfs_dirs());
+}
