@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::crypto::CryptoError;
 use crate::image::error::{ImageError, LockedLayer};
 
 /// Result of [`super`].
@@ -23,6 +24,16 @@ pub enum RootfsError {
         image: String,
         /// Every encrypted layer the keys did not open.
         layers: Vec<LockedLayer>,
+    },
+
+    /// An encrypted layer did not decrypt (its HMAC does not match: the blob was altered, or
+    /// the annotations belong to another layer); nothing stays mounted.
+    #[error("cannot decrypt layer {layer} of {image}")]
+    Decrypt {
+        image: String,
+        layer: String,
+        #[source]
+        source: CryptoError,
     },
 
     /// A layer type that cannot be part of a local root filesystem.

@@ -332,8 +332,33 @@ impl RunImage {
             durability: Durability::NoSync,
             ..UnpackOptions::default()
         };
-        unpack::unpack_layer(plain, plain_type, dest, &uo)?;
-        Ok(())
+        match unpack::unpack_layer(plain, plain_type, dest, &uo) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match crypto_cause(e) {
+                Ok(source) => RootfsError::Decrypt {
+                    image: self.name.clone(),
+                    layer: layer.digest.to_string(),
+                    source,
+                },
+                Err(e) => e.into(),
+            }),
+        }
+    }
+}
+
+/// The crypto failure behind an unpack error (the decrypting reader reports it as an i/o
+/// error of the stream), or the error as it was.
+fn crypto_cause(e: ImageError) -> std::result::Result<CryptoError, ImageError> {
+    match e {
+        ImageError::Crypto(c) => Ok(c),
+        ImageError::Io(io) if io.get_ref().is_some_and(|r| r.is::<CryptoError>()) => {
+            let kind = io.kind();
+            match io.into_inner().map(|b| b.downcast::<CryptoError>()) {
+                Some(Ok(c)) => Ok(*c),
+                _ => Err(ImageError::Io(std::io::Error::from(kind))),
+            }
+        }
+        other => Err(other),
     }
 }
 
