@@ -654,6 +654,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<std::path::PathBuf>,
 
+    /// Keys for an encrypted image: they must open every encrypted layer (sealed run).
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// Platform of a multi-platform image, os/arch[/variant] (default: this host).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
     /// IMAGE [CMD...], or with --rootfs: CMD...
     #[arg(
         trailing_var_arg = true,

@@ -19,6 +19,7 @@ pub mod platform;
 pub mod reference;
 pub mod registry;
 pub mod rewrite;
+pub mod rootfs;
 pub mod rootfs_tar;
 pub mod stage;
 pub mod store;

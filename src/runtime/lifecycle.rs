@@ -353,10 +353,19 @@ fn discard(state: &StateDir, rec: &ContainerRecord) {
     remove_files(state, rec);
 }
 
-/// Unmount the caller's rootfs mounts, delete the container directory, release the name.
+/// Unmount the caller's rootfs mounts (then remove the directory the image path assembled
+/// them in), delete the container directory, release the name.
 pub(crate) fn remove_files(state: &StateDir, rec: &ContainerRecord) {
+    use nix::errno::Errno;
+    let mut unmounted = true;
     for m in &rec.teardown_mounts {
-        let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        match nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+            Err(_) => unmounted = false,
+        }
+    }
+    if let Some(dir) = state.assembled_dir_of(&rec.rootfs).filter(|_| unmounted) {
+        let _ = std::fs::remove_dir_all(dir);
     }
     let _ = std::fs::remove_dir_all(state.container_dir(&rec.id));
     state.release_name(&rec.name, &rec.id);

@@ -190,6 +190,19 @@ impl StateDir {
         self.containers().join(id.as_str())
     }
 
+    /// Where the image path assembles root filesystems: `rootfs/<dir>/rootfs` per container,
+    /// `<dir>` removed with the container once its mounts are gone.
+    pub fn rootfs_dirs(&self) -> PathBuf {
+        self.root.join("rootfs")
+    }
+
+    /// The `rootfs/<dir>` that holds `rootfs` when the image path assembled it here.
+    pub fn assembled_dir_of(&self, rootfs: &Path) -> Option<PathBuf> {
+        let parent = rootfs.parent()?;
+        let dirs = std::fs::canonicalize(self.rootfs_dirs()).ok()?;
+        (parent.parent() == Some(dirs.as_path())).then(|| parent.to_path_buf())
+    }
+
     /// libcontainer's own state root.
     pub fn libcontainer_root(&self) -> PathBuf {
         self.root.join("libcontainer")

@@ -10,6 +10,8 @@ mod containerd_util;
 mod crypto_schemes;
 mod registry;
 mod registry_util;
+mod run_image_root;
+mod run_image_util;
 mod runtime_root;
 mod runtime_util;
 mod skopeo_interop;

@@ -5,6 +5,10 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
+use rrun::crypto::DecryptConfig;
+use rrun::image::manifest::ContainerConfig;
+use rrun::image::rootfs::RunImage;
+use rrun::image::Platform;
 use rrun::runtime::options::{self, Cpus, NetworkMode, SecurityOptions, Tmpfs, Volume};
 use rrun::runtime::{
     lifecycle, ContainerId, ImageConfigView, Launch, MonitorCommand, PreparedRootfs, RunOptions,
@@ -19,7 +23,18 @@ pub enum Target {
     /// `--rootfs DIR`: the image config is empty, the command is required.
     Rootfs(std::path::PathBuf),
     /// The IMAGE argument.
-    Image(String),
+    Image(ImageTarget),
+}
+
+/// An image to run, with what opens and selects it.
+#[derive(Debug)]
+pub struct ImageTarget {
+    /// IMAGE as given.
+    pub name: String,
+    /// `--platform`.
+    pub platform: Option<Platform>,
+    /// `--key`s (empty when none were given).
+    pub keys: DecryptConfig,
 }
 
 /// Run the command.
@@ -39,13 +54,89 @@ pub fn run(globals: &Globals, a: RunArgs) -> anyhow::Result<()> {
                 },
             )
         }
-        // The image path plugs in here: resolve the image in the store, mount its rootfs
-        // (PreparedRootfs::mounted, so that rm unmounts it), fill the ImageConfigView from the
-        // image config, then `launch` as above.
-        Target::Image(image) => anyhow::bail!(
-            "cannot run image {image:?}: running images is not available in this build yet; pass --rootfs DIR and a command"
-        ),
+        Target::Image(target) => run_image(globals, target, opts),
     }
+}
+
+/// `run IMAGE`: resolve the image, apply the key gate, mount its rootfs (sealed for an
+/// encrypted image), launch; the runtime unmounts the rootfs when the container is removed.
+fn run_image(globals: &Globals, target: ImageTarget, opts: RunOptions) -> anyhow::Result<()> {
+    let image = RunImage::open(&globals.root, &target.name, target.platform.as_ref())?;
+    let auth = image.authorize(&target.keys)?;
+    drop(target.keys);
+    let view = config_view(image.container_config());
+    if view.entrypoint.is_empty() && view.cmd.is_empty() && opts.command.is_empty() {
+        anyhow::bail!(
+            "image {} has no command (no Entrypoint or Cmd in its config): give one, rrun run {} CMD [ARG...]",
+            target.name,
+            target.name
+        );
+    }
+    let state = StateDir::new(&globals.state);
+    state.ensure()?;
+    let parent = state.rootfs_dirs();
+    create_private_dir(&parent)?;
+    let dir = parent.join(random_name()?);
+    let assembled = image.assemble(&auth, &dir)?;
+    drop(auth);
+    let rootfs = match PreparedRootfs::mounted(&assembled.rootfs, assembled.mounts.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            assembled.teardown();
+            return Err(e.into());
+        }
+    };
+    let result = launch(
+        globals,
+        Launch {
+            image_name: target.name,
+            image: view,
+            rootfs,
+            options: opts,
+        },
+    );
+    // A container that never started leaves nothing behind (teardown is idempotent: the
+    // runtime may already have unmounted); a container's exit code is not such a failure.
+    if let Err(e) = &result {
+        if e.downcast_ref::<super::ContainerExit>().is_none() {
+            assembled.teardown();
+        }
+    }
+    result
+}
+
+/// The parts of an image config that shape a container.
+fn config_view(c: ContainerConfig) -> ImageConfigView {
+    let user = c
+        .extra
+        .get("User")
+        .and_then(|u| u.as_str())
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
+    ImageConfigView {
+        entrypoint: c.entrypoint,
+        cmd: c.cmd,
+        env: c.env,
+        working_dir: c.working_dir.filter(|w| !w.is_empty()),
+        user,
+    }
+}
+
+/// Create `dir` (mode 0700) unless it exists.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+}
+
+/// A fresh random directory name (16 hex digits).
+fn random_name() -> anyhow::Result<String> {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("no random numbers: {e}"))?;
+    Ok(hex::encode(b))
 }
 
 /// Run a prepared launch (shared by --rootfs and the image path): print the id of a detached
@@ -101,6 +192,11 @@ pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Target)> {
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (target, command) = match a.rootfs {
         Some(dir) => {
+            if !a.keys.keys.is_empty() || a.platform.is_some() {
+                anyhow::bail!(
+                    "--key and --platform are for images, not for --rootfs: drop them or run an IMAGE"
+                );
+            }
             if a.args.is_empty() {
                 anyhow::bail!(
                     "a command is required with --rootfs: rrun run --rootfs DIR CMD [ARG...]"
@@ -115,7 +211,16 @@ pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Target)> {
                     "an image or --rootfs DIR is required: rrun run [OPTIONS] IMAGE [CMD...]"
                 );
             };
-            (Target::Image(image), args.collect())
+            let target = ImageTarget {
+                name: image,
+                platform: a.platform.as_deref().map(super::platform).transpose()?,
+                keys: if a.keys.keys.is_empty() {
+                    DecryptConfig::default()
+                } else {
+                    super::decrypt_config(&a.keys)?
+                },
+            };
+            (Target::Image(target), args.collect())
         }
     };
     let opts = RunOptions {
