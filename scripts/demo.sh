@@ -16,6 +16,7 @@ IMG="$W/image"               # the plain image (tag plain) and the decrypted one
 ENC_IMG="$W/encrypted"       # the encrypted image alone, ready to share
 STEP=0
 STORE="$W/store"             # rrun's image store for the pulls (--root)
+STATE=/run/rrun-demo         # container state (--state), in memory
 trap 'echo; echo "demo FAILED (step $STEP, line $LINENO)" >&2' ERR
 trap 'stop_registry; stop_notary' EXIT
 
@@ -132,7 +133,22 @@ echo "stored: $GOT"
 [ "$GOT" = "$SIGNED" ] || die "the verified pull stored $GOT, not the signed $SIGNED"
 echo "the unsigned push changed nothing for a verified pull"
 
+step "Run the encrypted image without a key: refused before anything is decrypted or mounted"
+RUN=(--root "$STORE" --state "$STATE")
+rc=0
+show "$RRUN" run --rm "${RUN[@]}" "$APP" /bin/echo hello 2>"$W/run-nokey.err" || rc=$?
+sed 's/^/  | /' "$W/run-nokey.err"
+[ "$rc" = 125 ] || die "run without the key exited $rc; expected the refusal (125)"
+echo "refused (exit $rc)"
+
+step "Run it with alice's key: layers decrypted into a private tmpfs (sealed), confined by default"
+rrun run --rm "${RUN[@]}" --key "$W/alice.pem" "$APP" /bin/sh -c \
+  'echo "hello from inside: pid $$, hostname $(hostname)"; grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; mount | grep " / "'
+if grep -q rrun-sealed /proc/self/mountinfo; then die "a sealed tmpfs is still mounted after --rm"; fi
+echo "after exit: no sealed mount left, no plaintext on disk"
+
 trap - ERR
 printf '\ndemo OK: import, encrypt, layerinfo, wrong key refused, decrypt (rrun and skopeo),\n'
 printf '         push, pull refused with the wrong key before any layer fetch, pull with the key,\n'
-printf '         trust sign, pull --verify, an unsigned push over the signed tag changes nothing\n'
+printf '         trust sign, pull --verify, an unsigned push over the signed tag changes nothing,\n'
+printf '         run refused without the key, sealed run with it\n'
