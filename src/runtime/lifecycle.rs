@@ -193,6 +193,9 @@ fn prepare(state: &StateDir, launch: &Launch) -> Result<ContainerRecord> {
             swap_accounting: Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
                 .exists(),
         })?;
+        if let Some(p) = spec.process() {
+            super::workdir::ensure(launch.rootfs.path(), &p.cwd().to_string_lossy())?;
+        }
         let config = dir.join("config.json");
         spec.save(&config)
             .map_err(|e| RuntimeError::io_at(&config, std::io::Error::other(e.to_string())))?;
