@@ -316,10 +316,7 @@ fn root_sigterm_and_sigint_to_rrun_reach_the_container() {
         assert_eq!(out.code, code, "{sig}: {out:?}");
         assert_eq!(out.stdout, format!("got-{name}\n"), "{sig}");
     }
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
-    );
+    env.assert_no_containers();
 }
 
 #[test]
@@ -402,10 +399,7 @@ fn root_detach_logs_exec_ps_stop_rm() {
     assert_eq!(env.rrun(&["logs", "web"]).ok(), "started\ngot-term\n");
     env.rrun(&["exec", "web", "true"]).rrun_error("not running");
     env.rrun(&["rm", "web"]).ok();
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
-    );
+    env.assert_no_containers();
     assert!(!env.state().join("containers").join(&id).exists());
     assert!(!std::path::Path::new("/sys/fs/cgroup/pids/rrun")
         .join(&id)
@@ -436,10 +430,7 @@ fn root_kill_rm_force_and_logs_follow() {
     ])
     .ok();
     env.rrun(&["rm", "-f", "gone"]).ok();
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
-    );
+    env.assert_no_containers();
 
     env.rrun(&[
         "run",
@@ -516,10 +507,7 @@ fn rm_leaves_nothing(env: &Env, name: &str, id: &str) {
         .exists());
     assert!(!env.state().join("libcontainer").join(id).exists());
     assert!(!env.state().join("containers").join(id).exists());
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
-    );
+    env.assert_no_containers();
 }
 
 #[test]
@@ -685,27 +673,21 @@ fn root_tty_on_a_real_terminal() {
     assert!(run.out.contains("tty-ok\n30 100\n"), "{run:?}");
     assert!(run.modes_restored, "rrun left the terminal raw: {run:?}");
     // -it: ^C is a byte for the container's terminal, which interrupts the container.
-    let trap = "trap 'echo got-int; exit 9' INT; echo ready; while :; do sleep 0.05; done";
-    let run = env.on_pty(
-        &[
-            ("expect", "ready"),
-            ("send", "\u{3}"),
-            ("expect", "got-int"),
-        ],
-        &["run", "--rm", "-it", "--rootfs", root, "sh", "-c", trap],
-    );
-    assert_eq!(run.code, 9, "{run:?}");
-    assert!(run.modes_restored, "{run:?}");
     // -t alone: ^C interrupts rrun itself, which passes SIGINT on.
-    let run = env.on_pty(
-        &[
+    let trap = "trap 'echo got-int; exit 9' INT; echo ready; while :; do sleep 0.05; done";
+    for flag in ["-it", "-t"] {
+        let steps = [
             ("expect", "ready"),
             ("send", "\u{3}"),
             ("expect", "got-int"),
-        ],
-        &["run", "--rm", "-t", "--rootfs", root, "sh", "-c", trap],
-    );
-    assert_eq!(run.code, 9, "{run:?}");
+        ];
+        let run = env.on_pty(
+            &steps,
+            &["run", "--rm", flag, "--rootfs", root, "sh", "-c", trap],
+        );
+        assert_eq!(run.code, 9, "{flag}: {run:?}");
+        assert!(run.modes_restored, "{flag}: {run:?}");
+    }
 }
 
 #[test]
@@ -765,10 +747,7 @@ fn root_bad_input_is_exit_125_with_a_clear_message() {
     env.rrun(&["stop", "nothing-here"])
         .rrun_error("no such container");
     // Nothing was left behind by the failures.
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
-    );
+    env.assert_no_containers();
     assert_eq!(
         std::fs::read_dir(env.state().join("containers"))
             .unwrap()

@@ -112,6 +112,17 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Assert that `ps -a` lists no container.
+    #[track_caller]
+    pub fn assert_no_containers(&self) {
+        assert_eq!(
+            self.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
+            "[]"
+        );
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         // Remove whatever a failed test left running.
