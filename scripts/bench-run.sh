@@ -143,6 +143,8 @@ for r in $(seq 1 "$RUNS"); do
   [ $((r % 5)) -ne 0 ] || log "round $r/$RUNS"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+# runc and crun remove the container's cgroup, not its parent.
+for d in /sys/fs/cgroup/*/rrun-bench; do rmdir "$d/peer" "$d" 2>/dev/null || true; done
 
 # --- the report -------------------------------------------------------------------------------------
 # column FILE K: the K-th column's median, min and max.
