@@ -191,8 +191,19 @@ pub fn delete(lc_root: &Path, id: &ContainerId) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
-    let mut c = Container::load(dir)
-        .map_err(|e| RuntimeError::libcontainer("failed to load the container state", &e))?;
+    let mut c = match Container::load(dir.clone()) {
+        Ok(c) => c,
+        // An rrun killed while libcontainer rewrote its state file leaves it empty or cut
+        // short: rebuild the state (the cgroup path is in libcontainer's own config copy).
+        Err(_) => Container::new(
+            id.as_str(),
+            libcontainer::container::ContainerStatus::Stopped,
+            None,
+            &dir,
+            &dir,
+        )
+        .map_err(|e| RuntimeError::libcontainer("failed to load the container state", &e))?,
+    };
     c.delete(true)
         .map_err(|e| RuntimeError::libcontainer("failed to delete the container", &e))
 }

@@ -531,6 +531,13 @@ fn root_state_of_a_killed_foreground_rrun_is_reported_and_cleaned() {
         "{:?}",
         env.rrun(&["ps", "-a"])
     );
+    // rrun can die while libcontainer rewrites its state file: rm copes with a cut one.
+    let lc_state = env
+        .state()
+        .join("libcontainer")
+        .join(&id)
+        .join("state.json");
+    std::fs::write(&lc_state, "").unwrap();
     rm_leaves_nothing(&env, "fg", &id);
 }
 
@@ -688,6 +695,20 @@ fn root_tty_on_a_real_terminal() {
         assert_eq!(run.code, 9, "{flag}: {run:?}");
         assert!(run.modes_restored, "{flag}: {run:?}");
     }
+    // exec -it into a detached container gets a terminal of the caller's size too.
+    env.rrun(&[
+        "run", "-d", "--name", "bg", "--rootfs", root, "sleep", "100",
+    ])
+    .ok();
+    let script = "test -t 0 && echo exec-tty; stty size; read x; echo got-$x; exit 4";
+    let run = env.on_pty(
+        &[("expect", "30 100"), ("send", "in\r"), ("expect", "got-in")],
+        &["exec", "-it", "bg", "sh", "-c", script],
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.out.contains("exec-tty\n30 100\n"), "{run:?}");
+    assert!(run.modes_restored, "{run:?}");
+    env.rrun(&["rm", "-f", "bg"]).ok();
 }
 
 #[test]
