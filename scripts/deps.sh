@@ -14,7 +14,7 @@ PKGS=(
   python3 python3-venv                  # trust tests: python-tuf repositories, http.server
   umoci                                 # builds the test images
   docker-registry apache2-utils         # registry tests: distribution 2.8, htpasswd
-  runc hyperfine                        # bench: the runtime baseline
+  runc crun podman hyperfine            # bench: the runtime baseline (run latency peers)
   busybox-static                        # rootfs of the test and demo images
   jq openssl xxd file curl              # scripts and key generation, registry health checks
   time gnuplot-nox                      # bench: /usr/bin/time -f, chart

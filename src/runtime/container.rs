@@ -111,7 +111,25 @@ pub fn create(
         .with_systemd(false)
         .with_detach(false)
         .build()
-        .map_err(|e| RuntimeError::libcontainer("failed to create the container", &e))
+        .map_err(|e| launch_error("failed to create the container", &e))
+}
+
+/// A libcontainer failure to launch a process, said plainly when it is about the command (not
+/// found, not executable) rather than the container.
+fn launch_error(what: &'static str, e: &dyn std::error::Error) -> RuntimeError {
+    let full = RuntimeError::libcontainer(what, e);
+    match &full {
+        RuntimeError::Libcontainer { reason, .. } => {
+            match reason.split_once("error in executing process : ") {
+                Some((_, why)) => RuntimeError::Libcontainer {
+                    what: "cannot run the command",
+                    reason: why.to_owned(),
+                },
+                None => full,
+            }
+        }
+        _ => full,
+    }
 }
 
 /// Let a created container's process exec its command.
@@ -163,7 +181,7 @@ pub fn exec(
     }
     t.build()
         .map(|pid| pid.as_raw())
-        .map_err(|e| RuntimeError::libcontainer("failed to exec in the container", &e))
+        .map_err(|e| launch_error("failed to exec in the container", &e))
 }
 
 /// Remove libcontainer's state and the cgroup of a container, killing what is left in it.
@@ -173,8 +191,19 @@ pub fn delete(lc_root: &Path, id: &ContainerId) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
-    let mut c = Container::load(dir)
-        .map_err(|e| RuntimeError::libcontainer("failed to load the container state", &e))?;
+    let mut c = match Container::load(dir.clone()) {
+        Ok(c) => c,
+        // An rrun killed while libcontainer rewrote its state file leaves it empty or cut
+        // short: rebuild the state (the cgroup path is in libcontainer's own config copy).
+        Err(_) => Container::new(
+            id.as_str(),
+            libcontainer::container::ContainerStatus::Stopped,
+            None,
+            &dir,
+            &dir,
+        )
+        .map_err(|e| RuntimeError::libcontainer("failed to load the container state", &e))?,
+    };
     c.delete(true)
         .map_err(|e| RuntimeError::libcontainer("failed to delete the container", &e))
 }

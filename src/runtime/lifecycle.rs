@@ -193,6 +193,9 @@ fn prepare(state: &StateDir, launch: &Launch) -> Result<ContainerRecord> {
             swap_accounting: Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
                 .exists(),
         })?;
+        if let Some(p) = spec.process() {
+            super::workdir::ensure(launch.rootfs.path(), &p.cwd().to_string_lossy())?;
+        }
         let config = dir.join("config.json");
         spec.save(&config)
             .map_err(|e| RuntimeError::io_at(&config, std::io::Error::other(e.to_string())))?;
@@ -254,15 +257,17 @@ fn create_and_start(
         block
             .thread_block()
             .map_err(|e| RuntimeError::io("failed to block signals", e))?;
+        // Recorded before the command runs: an rrun killed from here on leaves a record that
+        // names the live init process (ps, stop and rm find it), not a forgotten container.
+        record_running(state, rec, pid)?;
         container::start(&mut c)
     })();
     match started {
-        Ok(pid) => {
-            rec.init = ProcessRef::of(pid);
-            rec.status = Status::Running;
-            rec.started = Some(Utc::now());
-            state.save(rec)?;
-            Ok(pid)
+        Ok(started_pid) => {
+            if started_pid != pid {
+                record_running(state, rec, started_pid)?;
+            }
+            Ok(started_pid)
         }
         Err(e) => {
             let _ = c.delete(true);
@@ -272,6 +277,14 @@ fn create_and_start(
             Err(e)
         }
     }
+}
+
+/// Record the container as running with this init process.
+fn record_running(state: &StateDir, rec: &mut ContainerRecord, pid: i32) -> Result<()> {
+    rec.init = ProcessRef::of(pid);
+    rec.status = Status::Running;
+    rec.started = Some(Utc::now());
+    state.save(rec)
 }
 
 fn run_foreground(

@@ -26,6 +26,7 @@ mod container;
 mod etc_files;
 mod netns;
 mod stdio;
+mod workdir;
 
 pub use error::{Result, RuntimeError};
 pub use id::{ContainerId, ContainerName};

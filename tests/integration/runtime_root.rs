@@ -259,6 +259,11 @@ fn root_env_workdir_and_user() {
     let nobody = env.run(&["-u", "nobody:nogroup"], &["id", "-u"]);
     assert_eq!(nobody.ok(), "65534\n");
     env.run(&["-u", "ghost"], &["id"]).rrun_error("ghost");
+    // A working directory the image lacks is created (as Docker does), a file is refused.
+    let made = env.run(&["-w", "/new/dir", "-u", "app"], &["pwd"]);
+    assert_eq!(made.ok(), "/new/dir\n");
+    env.run(&["-w", "/etc/passwd"], &["pwd"])
+        .rrun_error("/etc/passwd is not a directory in the container");
 }
 
 #[test]
@@ -269,37 +274,69 @@ fn root_exit_codes_pass_through() {
     assert_eq!(env.run(&[], &["false"]).code, 1);
     // A missing executable is an rrun error before the container runs.
     env.run(&[], &["/no/such/binary"]).rrun_error("not found");
+    env.run(&[], &["nosuchcmd"])
+        .rrun_error("cannot run the command: executable 'nosuchcmd' not found in $PATH");
+    env.run(&[], &["/etc/passwd"])
+        .rrun_error("does not have correct permissions");
 }
 
-#[test]
-fn root_sigterm_to_rrun_reaches_the_container() {
-    let env = Env::new();
+/// Start a foreground `rrun run` of `script` (which prints `ready` once it may be signalled),
+/// wait for `ready`, and return the child with its stdout still to read.
+fn spawn_foreground(env: &Env, options: &[&str], script: &str) -> std::process::Child {
     let root = env.rootfs();
-    let mut cmd = env.cmd(&[
-        "run",
-        "--rm",
-        "--rootfs",
-        root.to_str().unwrap(),
-        "sh",
-        "-c",
-        "trap 'echo got-term; exit 5' TERM; echo ready; while :; do sleep 0.05; done",
-    ]);
+    let mut args = vec!["run"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["--rootfs", root.to_str().unwrap(), "sh", "-c", script]);
+    let mut cmd = env.cmd(&args);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    // Wait until the container has its trap in place.
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 6];
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
     assert_eq!(&first, b"ready\n");
     child.stdout = Some(stdout);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    child
+}
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+}
+
+#[test]
+fn root_sigterm_and_sigint_to_rrun_reach_the_container() {
+    use nix::sys::signal::Signal;
+    let env = Env::new();
+    for (sig, name, code) in [(Signal::SIGTERM, "TERM", 5), (Signal::SIGINT, "INT", 6)] {
+        let script = format!(
+            "trap 'echo got-{name}; exit {code}' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let child = spawn_foreground(&env, &["--rm"], &script);
+        signal(child.id(), sig);
+        let out = wait_with_timeout(child, Duration::from_secs(20));
+        assert_eq!(out.code, code, "{sig}: {out:?}");
+        assert_eq!(out.stdout, format!("got-{name}\n"), "{sig}");
+    }
+    env.assert_no_containers();
+}
+
+#[test]
+fn root_foreground_container_killed_from_outside_exits_137() {
+    let env = Env::new();
+    let child = spawn_foreground(&env, &["--name", "fg"], "echo ready; sleep 100");
+    env.rrun(&["kill", "-s", "KILL", "fg"]).ok();
     let out = wait_with_timeout(child, Duration::from_secs(20));
-    assert_eq!(out.code, 5, "{out:?}");
-    assert_eq!(out.stdout, "got-term\n");
+    assert_eq!(out.code, 137, "{out:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(env.rrun(&["ps", "-a", "--format", "json"]).ok()).unwrap();
+    assert_eq!(v[0]["exit_code"], 137, "{v}");
+    // An exited container keeps its name until it is removed.
+    let root = env.rootfs();
+    let root = root.to_str().unwrap();
+    env.rrun(&["run", "--name", "fg", "--rootfs", root, "true"])
+        .rrun_error("already in use");
+    env.rrun(&["rm", "fg"]).ok();
+    env.rrun(&["run", "--rm", "--name", "fg", "--rootfs", root, "true"])
+        .ok();
 }
 
 #[test]
@@ -362,10 +399,7 @@ fn root_detach_logs_exec_ps_stop_rm() {
     assert_eq!(env.rrun(&["logs", "web"]).ok(), "started\ngot-term\n");
     env.rrun(&["exec", "web", "true"]).rrun_error("not running");
     env.rrun(&["rm", "web"]).ok();
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
-    );
+    env.assert_no_containers();
     assert!(!env.state().join("containers").join(&id).exists());
     assert!(!std::path::Path::new("/sys/fs/cgroup/pids/rrun")
         .join(&id)
@@ -396,10 +430,7 @@ fn root_kill_rm_force_and_logs_follow() {
     ])
     .ok();
     env.rrun(&["rm", "-f", "gone"]).ok();
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
-    );
+    env.assert_no_containers();
 
     env.rrun(&[
         "run",
@@ -464,15 +495,78 @@ fn root_state_of_a_crashed_rrun_is_reported_and_cleaned() {
     assert!(std::path::Path::new("/sys/fs/cgroup/pids/rrun")
         .join(&id)
         .exists());
-    env.rrun(&["rm", "orphan"]).ok();
+    rm_leaves_nothing(&env, "orphan", &id);
+}
+
+/// `rrun rm NAME` succeeds and leaves no cgroup, libcontainer state, record or listing behind.
+#[track_caller]
+fn rm_leaves_nothing(env: &Env, name: &str, id: &str) {
+    env.rrun(&["rm", name]).ok();
     assert!(!std::path::Path::new("/sys/fs/cgroup/pids/rrun")
-        .join(&id)
+        .join(id)
         .exists());
-    assert!(!env.state().join("libcontainer").join(&id).exists());
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
+    assert!(!env.state().join("libcontainer").join(id).exists());
+    assert!(!env.state().join("containers").join(id).exists());
+    env.assert_no_containers();
+}
+
+#[test]
+fn root_state_of_a_killed_foreground_rrun_is_reported_and_cleaned() {
+    let env = Env::new();
+    let mut child = spawn_foreground(&env, &["--rm", "--name", "fg"], "echo ready; sleep 100");
+    signal(child.id(), nix::sys::signal::Signal::SIGKILL);
+    // (Not wait_with_timeout: the container still holds the output pipes.)
+    let status = child.wait().unwrap();
+    assert!(status.code().is_none(), "rrun was killed: {status:?}");
+    // The container outlives its rrun; ps still finds it, and stop ends it.
+    let v: serde_json::Value =
+        serde_json::from_str(env.rrun(&["ps", "--format", "json"]).ok()).unwrap();
+    assert_eq!(v[0]["name"], "fg", "{v}");
+    assert_eq!(v[0]["state"], "running", "{v}");
+    let id = v[0]["id"].as_str().unwrap().to_owned();
+    env.rrun(&["stop", "--time", "1", "fg"]).ok();
+    // Nobody recorded the exit: ps says so, and --rm could not run.
+    assert!(
+        env.rrun(&["ps", "-a"]).ok().contains("rrun died"),
+        "{:?}",
+        env.rrun(&["ps", "-a"])
     );
+    // rrun can die while libcontainer rewrites its state file: rm copes with a cut one.
+    let lc_state = env
+        .state()
+        .join("libcontainer")
+        .join(&id)
+        .join("state.json");
+    std::fs::write(&lc_state, "").unwrap();
+    rm_leaves_nothing(&env, "fg", &id);
+}
+
+#[test]
+fn root_logs_follow_streams_until_the_container_exits() {
+    let env = Env::new();
+    let root = env.rootfs();
+    env.rrun(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "--rootfs",
+        root.to_str().unwrap(),
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.3; done; echo err >&2",
+    ])
+    .ok();
+    let started = std::time::Instant::now();
+    let follow = env.rrun(&["logs", "-f", "ticker"]);
+    assert_eq!(follow.ok(), "1\n2\n3\nerr\n");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "logs -f returned before the container exited"
+    );
+    // A second follow of an exited container returns at once with the whole log.
+    assert_eq!(env.rrun(&["logs", "-f", "ticker"]).ok(), "1\n2\n3\nerr\n");
+    env.rrun(&["rm", "ticker"]).ok();
 }
 
 #[test]
@@ -525,11 +619,15 @@ fn root_devnull_stdout_does_not_break_container_writes() {
         root.to_str().unwrap(),
         "sh",
         "-c",
-        "echo to-null; echo to-null >&2",
+        "echo to-null || exit 3; echo to-null >&2 || exit 4; cat /etc/passwd >/dev/stdout || exit 5",
     ]);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let status = cmd.status().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a write to the /dev/null stdout failed"
+    );
 }
 
 #[test]
@@ -557,6 +655,60 @@ fn root_tty_gives_a_terminal() {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"through stdin\n").unwrap();
     let out = wait_with_timeout(child, Duration::from_secs(20));
     assert_eq!(out.ok(), "through stdin\n");
+}
+
+#[test]
+fn root_tty_on_a_real_terminal() {
+    let env = Env::new();
+    let root = env.rootfs();
+    let root = root.to_str().unwrap();
+    // -it: the terminal's size, typed input, a resize, and the terminal restored afterwards.
+    let script = "test -t 0 && test -t 1 && echo tty-ok; stty size; read x; echo got-$x; \
+                  while [ \"$(stty size)\" != '40 120' ]; do sleep 0.05; done; echo resized; exit 3";
+    let run = env.on_pty(
+        &[
+            ("expect", "tty-ok"),
+            ("expect", "30 100"),
+            ("send", "hello\r"),
+            ("expect", "got-hello"),
+            ("resize", "40x120"),
+            ("expect", "resized"),
+        ],
+        &["run", "--rm", "-it", "--rootfs", root, "sh", "-c", script],
+    );
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.out.contains("tty-ok\n30 100\n"), "{run:?}");
+    assert!(run.modes_restored, "rrun left the terminal raw: {run:?}");
+    // -it: ^C is a byte for the container's terminal, which interrupts the container.
+    // -t alone: ^C interrupts rrun itself, which passes SIGINT on.
+    let trap = "trap 'echo got-int; exit 9' INT; echo ready; while :; do sleep 0.05; done";
+    for flag in ["-it", "-t"] {
+        let steps = [
+            ("expect", "ready"),
+            ("send", "\u{3}"),
+            ("expect", "got-int"),
+        ];
+        let run = env.on_pty(
+            &steps,
+            &["run", "--rm", flag, "--rootfs", root, "sh", "-c", trap],
+        );
+        assert_eq!(run.code, 9, "{flag}: {run:?}");
+        assert!(run.modes_restored, "{flag}: {run:?}");
+    }
+    // exec -it into a detached container gets a terminal of the caller's size too.
+    env.rrun(&[
+        "run", "-d", "--name", "bg", "--rootfs", root, "sleep", "100",
+    ])
+    .ok();
+    let script = "test -t 0 && echo exec-tty; stty size; read x; echo got-$x; exit 4";
+    let run = env.on_pty(
+        &[("expect", "30 100"), ("send", "in\r"), ("expect", "got-in")],
+        &["exec", "-it", "bg", "sh", "-c", script],
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.out.contains("exec-tty\n30 100\n"), "{run:?}");
+    assert!(run.modes_restored, "{run:?}");
+    env.rrun(&["rm", "-f", "bg"]).ok();
 }
 
 #[test]
@@ -599,15 +751,24 @@ fn root_bad_input_is_exit_125_with_a_clear_message() {
         .rrun_error("not a directory");
     env.rrun(&["run", "--rm", "-d", "-t", "--rootfs", root, "true"])
         .rrun_error("attach");
+    // A flag without its value is refused by the argument parser, also with 125.
+    let missing = env.rrun(&["run", "--rm", "--rootfs", root, "--memory"]);
+    assert_eq!(missing.code, 125, "{missing:?}");
+    assert!(
+        missing
+            .stderr
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("'--memory <BYTES>'"),
+        "{missing:?}"
+    );
     env.rrun(&["kill", "-s", "NOPE", "x"])
         .rrun_error("invalid signal");
     env.rrun(&["stop", "nothing-here"])
         .rrun_error("no such container");
     // Nothing was left behind by the failures.
-    assert_eq!(
-        env.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
-        "[]"
-    );
+    env.assert_no_containers();
     assert_eq!(
         std::fs::read_dir(env.state().join("containers"))
             .unwrap()

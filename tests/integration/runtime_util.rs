@@ -112,6 +112,17 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Assert that `ps -a` lists no container.
+    #[track_caller]
+    pub fn assert_no_containers(&self) {
+        assert_eq!(
+            self.rrun(&["ps", "-a", "--format", "json"]).ok().trim(),
+            "[]"
+        );
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         // Remove whatever a failed test left running.
@@ -296,4 +307,97 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(25));
     }
     f()
+}
+
+/// A python3 program that runs a command on a fresh pty (its controlling terminal, 30x100) and
+/// plays a script of steps against it: `["expect", TEXT]` waits (15 s at most) for TEXT in the
+/// output, `["send", TEXT]` types TEXT, `["resize", "ROWSxCOLS"]` resizes the terminal (the
+/// kernel sends SIGWINCH). It prints one JSON object: exit code, the output, whether the
+/// terminal's modes were the same after the run as before it, and a failed step if any.
+const PTY_DRIVER: &str = r#"
+import fcntl, json, os, pty, select, struct, subprocess, sys, termios, time
+steps = json.loads(sys.argv[1])
+m, s = pty.openpty()
+def size(r, c):
+    fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack("HHHH", r, c, 0, 0))
+size(30, 100)
+before = termios.tcgetattr(s)
+p = subprocess.Popen(sys.argv[2:], stdin=s, stdout=s, stderr=s, start_new_session=True,
+                     preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+buf = b""
+def pump(t):
+    global buf
+    r, _, _ = select.select([m], [], [], t)
+    if not r:
+        return False
+    try:
+        d = os.read(m, 4096)
+    except OSError:
+        d = b""
+    buf += d
+    return bool(d)
+failed = None
+for op, arg in steps:
+    if op == "expect":
+        end = time.time() + 15
+        while arg.encode() not in buf and time.time() < end:
+            pump(0.05)
+        if arg.encode() not in buf:
+            failed = "expect " + arg
+            break
+    elif op == "send":
+        os.write(m, arg.encode())
+    elif op == "resize":
+        r, c = arg.split("x")
+        size(int(r), int(c))
+end = time.time() + 20
+while p.poll() is None and time.time() < end:
+    pump(0.05)
+if p.poll() is None:
+    p.kill()
+    failed = failed or "rrun did not exit"
+code = p.wait()
+while pump(0.1):
+    pass
+after = termios.tcgetattr(s)
+print(json.dumps({"code": code, "out": buf.decode("utf-8", "replace"),
+                  "modes_restored": before == after, "failed": failed}))
+"#;
+
+/// What [`Env::on_pty`] saw.
+#[derive(Debug)]
+pub struct PtyRun {
+    /// rrun's exit code.
+    pub code: i32,
+    /// Everything written to the terminal (with `\r`s removed).
+    pub out: String,
+    /// Whether the terminal's modes were restored after the run.
+    pub modes_restored: bool,
+}
+
+impl Env {
+    /// Run `rrun --state <state> ARGS` on a real terminal and play `steps` (see [`PTY_DRIVER`]).
+    #[track_caller]
+    pub fn on_pty(&self, steps: &[(&str, &str)], args: &[&str]) -> PtyRun {
+        let steps: Vec<[&str; 2]> = steps.iter().map(|(op, arg)| [*op, *arg]).collect();
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c")
+            .arg(PTY_DRIVER)
+            .arg(serde_json::to_string(&steps).unwrap())
+            .arg(rrun_bin())
+            .arg("--state")
+            .arg(self.state())
+            .args(args)
+            .stdin(Stdio::null());
+        let out = run_with_timeout(cmd, Duration::from_secs(60));
+        assert_eq!(out.code, 0, "python3 is needed for the pty tests: {out:?}");
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("driver output");
+        let text = v["out"].as_str().unwrap().replace('\r', "");
+        assert!(v["failed"].is_null(), "{}: {text}", v["failed"]);
+        PtyRun {
+            code: v["code"].as_i64().unwrap() as i32,
+            out: text,
+            modes_restored: v["modes_restored"].as_bool().unwrap(),
+        }
+    }
 }
