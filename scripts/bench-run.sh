@@ -99,6 +99,10 @@ export CONTAINERS_CONF=$P/containers.conf CONTAINERS_STORAGE_CONF=$P/storage.con
 log "importing the rootfs into podman's store in $P"
 tar -C "$R" -c . | podman import -q - localhost/rrun-bench:latest >/dev/null
 
+# rrun's image path: the same rootfs imported into a store in the work dir (unpacked on first run).
+rm -rf "$W/store"
+"$RRUN" --root "$W/store" image import --cmd /bin/sh "$R" rrun-bench >/dev/null
+
 # --- the commands ---------------------------------------------------------------------------------
 LABELS=()
 CMDS=()
@@ -113,6 +117,7 @@ bench_cmd "runc run (rrun's spec)" runc run -b "$B" rrun-bench-runc
 bench_cmd "crun run (rrun's spec)" "${CRUN_WRAP[@]}" crun run -b "$B" rrun-bench-crun
 bench_cmd "runc run (runc spec)" runc run -b "$D" rrun-bench-runc-default
 bench_cmd "podman run --rm --network none" podman run --rm --network none localhost/rrun-bench:latest true
+bench_cmd "rrun run --rm IMAGE true (store image, overlay)" "$RRUN" --root "$W/store" --state "$STATE" run --rm rrun-bench true
 if [ ${#CRUN_WRAP[@]} -gt 0 ]; then
   bench_cmd "(crun's cgroup-view wrapper alone)" "${CRUN_WRAP[@]}" true
 fi
@@ -180,7 +185,11 @@ declare -a MED
   r_podman=$(ratio "${MED[0]}" "${MED[4]}")
   echo "- rrun / runc (same spec): **$r_runc** (goal <= 1.5: $(verdict "$r_runc" 1.5 le))"
   echo "- rrun / runc (runc's default spec: no seccomp, fewer masks): $r_runc_default"
+  r_podman_image=$(ratio "${MED[5]}" "${MED[4]}")
+  r_runc_image=$(ratio "${MED[5]}" "${MED[1]}")
   echo "- rrun / podman: **$r_podman** (goal < 0.125: $(verdict "$r_podman" 0.125 lt))"
+  echo "- rrun run IMAGE (overlay over the store's snapshots) / podman run IMAGE: **$r_podman_image**;"
+  echo "  rrun run IMAGE / runc (same spec, no overlay): $r_runc_image"
   if [ ${#CRUN_WRAP[@]} -gt 0 ]; then
     echo "- crun runs inside a private mount namespace that hides the cgroup v2 tree (crun 1.8 refuses"
     echo "  hybrid cgroups); the wrapper's own cost is the last row."
