@@ -505,6 +505,22 @@ mod tests {
         (r, out)
     }
 
+    /// A payload with these `Parameters` holds `count` keys, and they decrypt the layer.
+    fn assert_payload_keys_decrypt(
+        params: serde_json::Value,
+        count: usize,
+        descriptor: &LayerDescriptor,
+        cipher: Vec<u8>,
+        plain: &[u8],
+    ) {
+        let bytes = any(PAYLOAD_TYPE_URL, &payload_json(params, descriptor));
+        let payload = Payload::parse(&bytes).unwrap();
+        assert_eq!(payload.key_count, count);
+        let (r, out) = run(&payload.keys, descriptor, cipher);
+        r.unwrap();
+        assert!(out == plain, "decrypted bytes differ");
+    }
+
     #[test]
     fn node_key_model_payload_and_key_dir_decrypt_the_layer() {
         let key = ec_key();
@@ -572,12 +588,7 @@ mod tests {
             "gpg-privatekeys": [encode_b64(&fixture("fixture.sec.gpg")), encode_b64(&fixture("second.sec.asc"))],
             "gpg-privatekeys-passwords": [encode_b64(b""), encode_b64(b"fixture pass")],
         });
-        let bytes = any(PAYLOAD_TYPE_URL, &payload_json(params, &descriptor));
-        let payload = Payload::parse(&bytes).unwrap();
-        assert_eq!(payload.key_count, 2);
-        let (r, out) = run(&payload.keys, &descriptor, cipher);
-        r.unwrap();
-        assert!(out == plain);
+        assert_payload_keys_decrypt(params, 2, &descriptor, cipher, &plain);
     }
 
     #[test]
@@ -593,12 +604,7 @@ mod tests {
             "gpg-privatekeys": null,
             "modules": [encode_b64(b"ignored")],
         });
-        let bytes = any(PAYLOAD_TYPE_URL, &payload_json(params, &descriptor));
-        let payload = Payload::parse(&bytes).unwrap();
-        assert_eq!(payload.key_count, 1);
-        let (r, out) = run(&payload.keys, &descriptor, cipher);
-        r.unwrap();
-        assert!(out == plain);
+        assert_payload_keys_decrypt(params, 1, &descriptor, cipher, &plain);
 
         // The same key without its password is refused with the password error.
         let params =
