@@ -747,6 +747,8 @@ fn root_bad_input_is_exit_125_with_a_clear_message() {
         .rrun_error("command is required");
     env.rrun(&["run", "--rm"])
         .rrun_error("an image or --rootfs DIR is required");
+    env.rrun(&["run", "--rm", "--bogus", "busybox"])
+        .rrun_error("unknown option");
     env.rrun(&["run", "--rm", "--rootfs", "/nonexistent-rootfs", "true"])
         .rrun_error("not a directory");
     env.rrun(&["run", "--rm", "-d", "-t", "--rootfs", root, "true"])

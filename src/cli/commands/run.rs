@@ -190,6 +190,12 @@ pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Target)> {
         security.apply(s)?;
     }
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Options end at the image (or, with --rootfs, the command): an unknown option is not one.
+    if let Some(first) = a.args.first().filter(|f| f.starts_with('-')) {
+        anyhow::bail!(
+            "unknown option {first:?}: options go before the image; see 'rrun run --help'"
+        );
+    }
     let (target, command) = match a.rootfs {
         Some(dir) => {
             if !a.keys.keys.is_empty() || a.platform.is_some() {
