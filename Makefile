@@ -32,3 +32,8 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# AppArmor, cgroup v2 and systemd units in a Debian 12 VM (built once into .work/vm; needs root).
+.PHONY: test-vm
+test-vm:
+	scripts/test-vm.sh

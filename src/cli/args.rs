@@ -97,6 +97,9 @@ pub enum Command {
     Exec(ExecArgs),
     /// Show what confinement this host supports and where rrun keeps its data.
     Info(InfoArgs),
+    /// Generate files for other tools: systemd units.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
     /// Internal: wait for a detached container and record its exit.
     #[command(hide = true)]
     ContainerMonitor(ContainerMonitorArgs),
@@ -112,6 +115,29 @@ pub enum Command {
     /// containerd stream processor (a drop-in for imgcrypt's ctd-decoder): encrypted layer on
     /// stdin, plain layer on stdout, layer descriptor and keys from containerd on fd 3.
     Decoder(DecoderArgs),
+}
+
+/// `rrun generate ...`
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Print a systemd unit that runs a container (a sealed service with cred: keys):
+    /// rrun generate systemd [--restart P] [--cred-dir DIR] [run options] IMAGE [CMD...]
+    #[command(disable_help_flag = true)]
+    Systemd(GenerateSystemdArgs),
+}
+
+/// `rrun generate systemd`: its own options and `rrun run`'s, parsed by the handler (see
+/// `rrun generate systemd --help`).
+#[derive(Debug, Args)]
+pub struct GenerateSystemdArgs {
+    /// [--restart POLICY] [--cred-dir DIR] [--description TEXT] [run options] IMAGE [CMD...]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 0..,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
 }
 
 /// `rrun image ...`
@@ -661,6 +687,14 @@ pub struct RunArgs {
     /// Platform of a multi-platform image, os/arch[/variant] (default: this host).
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
+    /// Under systemd (Type=notify): conmon (rrun sends READY=1 once the container started),
+    /// container (the container gets NOTIFY_SOCKET and notifies itself) or ignore.
+    #[arg(long, value_name = "MODE", default_value = "conmon")]
+    pub sdnotify: String,
+
+    /// Seconds a forwarded SIGTERM/SIGINT may take before rrun sends SIGKILL.
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
 
     /// IMAGE [CMD...], or with --rootfs: CMD...
     #[arg(

@@ -87,6 +87,9 @@ fn run(globals: &args::Globals, command: Command) -> anyhow::Result<()> {
         Command::Exec(a) => commands::exec::run(globals, a),
         Command::Info(a) => commands::info::run(globals, a),
         Command::ContainerMonitor(a) => commands::run::monitor(globals, a),
+        Command::Generate(args::GenerateCommand::Systemd(a)) => {
+            commands::generate::systemd(globals, a)
+        }
         // --- end containers ---
         Command::Pull(a) => commands::pull::run(globals, a),
         Command::Push(a) => commands::push::run(globals, a),

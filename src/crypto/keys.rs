@@ -135,7 +135,8 @@ impl fmt::Debug for PublicKey {
 ///
 /// A spec that names an existing file as a whole is that file, even with a `:` in it; otherwise
 /// the key file is the shortest prefix before a `:` that exists, and the rest is the password
-/// part. `provider:` and `cred:` specs are refused: this build does not support them yet.
+/// part. `cred:NAME[:PASSWORD-PART]` is the systemd credential `$CREDENTIALS_DIRECTORY/NAME`.
+/// `provider:` specs are refused: this build does not support them yet.
 pub fn load_private_key(spec: &str) -> Result<PrivateKey> {
     let (path, password_part) = spec::split(spec)?;
     let file = spec::read_key_file(&path)?;

@@ -21,7 +21,7 @@ use super::options::{ImageConfigView, NetworkMode, RunOptions};
 use super::spec::{self, SpecInput};
 use super::state::{ContainerRecord, ProcessRef, StateDir, Status};
 use super::stdio::{self, Pumps};
-use super::{apparmor, etc_files, netns, user};
+use super::{apparmor, etc_files, netns, sdnotify, user};
 
 /// A root filesystem ready to run: a directory (possibly a mount the caller made).
 #[derive(Debug, Clone)]
@@ -139,6 +139,7 @@ pub fn run(
     let interactive = o.interactive;
     let tty = o.tty;
     let network = o.network;
+    let (notify, stop_timeout) = (o.sdnotify, o.stop_timeout);
     let rec = prepare(state, &launch)?;
     if detach {
         let monitor = monitor.ok_or_else(|| RuntimeError::Monitor {
@@ -149,7 +150,14 @@ pub fn run(
         return Ok(RunOutcome::Detached { id });
     }
     let id = rec.id.clone();
-    let code = run_foreground(state, rec, interactive, tty, network)?;
+    let code = run_foreground(
+        state,
+        rec,
+        interactive,
+        tty,
+        network,
+        (notify, stop_timeout),
+    )?;
     Ok(RunOutcome::Exited { id, code })
 }
 
@@ -163,7 +171,9 @@ fn host_hostname() -> String {
 
 /// Reserve the name, write the container directory (record, config.json, /etc files).
 fn prepare(state: &StateDir, launch: &Launch) -> Result<ContainerRecord> {
-    let o = &launch.options;
+    let mut options = launch.options.clone();
+    sdnotify::prepare_options(&mut options)?;
+    let o = &options;
     state.ensure()?;
     let id = ContainerId::generate()?;
     let name = o.name.clone().unwrap_or_else(|| ContainerName::for_id(&id));
@@ -182,7 +192,7 @@ fn prepare(state: &StateDir, launch: &Launch) -> Result<ContainerRecord> {
             &apparmor::status(),
             &state.root().join("apparmor"),
         )?;
-        let spec = spec::build(&SpecInput {
+        let mut spec = spec::build(&SpecInput {
             id: &id,
             rootfs: launch.rootfs.path(),
             image: &launch.image,
@@ -196,6 +206,7 @@ fn prepare(state: &StateDir, launch: &Launch) -> Result<ContainerRecord> {
         if let Some(p) = spec.process() {
             super::workdir::ensure(launch.rootfs.path(), &p.cwd().to_string_lossy())?;
         }
+        sdnotify::place_cgroup(&mut spec, id.as_str())?;
         let config = dir.join("config.json");
         spec.save(&config)
             .map_err(|e| RuntimeError::io_at(&config, std::io::Error::other(e.to_string())))?;
@@ -293,6 +304,7 @@ fn run_foreground(
     interactive: bool,
     tty: bool,
     network: NetworkMode,
+    (notify, stop_timeout): (sdnotify::Mode, Option<Duration>),
 ) -> Result<i32> {
     let signals = handled_signals();
     let started = (|| {
@@ -310,7 +322,12 @@ fn run_foreground(
         }
     };
     let pumps = plan.start().ok();
-    let code = supervise(pid, &signals, pumps.as_ref());
+    if let Some(problem) = sdnotify::container_started(notify) {
+        eprintln!("rrun: warning: {problem}");
+    }
+    let mut stop = sdnotify::StopTimer::new(pid, stop_timeout);
+    let code = supervise(pid, &signals, pumps.as_ref(), Some(&mut stop));
+    drop(stop);
     if let Some(p) = pumps {
         p.finish(Duration::from_secs(2));
     }
@@ -322,7 +339,13 @@ fn run_foreground(
 
 /// Wait for `pid`, forwarding signals to it, resizing the pty on SIGWINCH. The signals of
 /// `set` must be blocked in this thread. Returns the exit code (128 + signal when killed).
-fn supervise(pid: i32, set: &SigSet, pumps: Option<&Pumps>) -> Result<i32> {
+/// With `stop`, a forwarded SIGTERM/SIGINT is followed by SIGKILL after the stop timeout.
+fn supervise(
+    pid: i32,
+    set: &SigSet,
+    pumps: Option<&Pumps>,
+    mut stop: Option<&mut sdnotify::StopTimer>,
+) -> Result<i32> {
     let p = Pid::from_raw(pid);
     loop {
         match waitpid(p, Some(WaitPidFlag::WNOHANG)) {
@@ -343,6 +366,9 @@ fn supervise(pid: i32, set: &SigSet, pumps: Option<&Pumps>) -> Result<i32> {
             }
             other => {
                 let _ = nix::sys::signal::kill(p, other);
+                if let Some(t) = stop.as_deref_mut() {
+                    t.forwarded(other);
+                }
             }
         }
     }
@@ -457,7 +483,7 @@ pub fn monitor_main(state: &StateDir, id: &ContainerId) -> Result<i32> {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
     }
-    let code = supervise(pid, &signals, None)?;
+    let code = supervise(pid, &signals, None, None)?;
     finish(state, rec, code);
     Ok(code)
 }
@@ -553,7 +579,7 @@ pub fn exec(state: &StateDir, query: &str, o: ExecOptions) -> Result<i32> {
         .thread_block()
         .map_err(|e| RuntimeError::io("failed to block signals", e))?;
     let pumps = plan.start().ok();
-    let code = supervise(pid, &signals, pumps.as_ref());
+    let code = supervise(pid, &signals, pumps.as_ref(), None);
     if let Some(p) = pumps {
         p.finish(Duration::from_secs(2));
     }

@@ -16,6 +16,7 @@ pub mod info;
 pub mod lifecycle;
 pub mod manage;
 pub mod options;
+pub mod sdnotify;
 pub mod seccomp;
 pub mod seccomp_default;
 pub mod spec;

@@ -66,6 +66,10 @@ pub struct RunOptions {
     pub detach: bool,
     /// `--rm`: remove the container when it exits.
     pub auto_remove: bool,
+    /// `--sdnotify`: who tells systemd the service is ready.
+    pub sdnotify: super::sdnotify::Mode,
+    /// `--stop-timeout`: how long a forwarded SIGTERM may take before SIGKILL (default 10 s).
+    pub stop_timeout: Option<std::time::Duration>,
 }
 
 /// `--network`.

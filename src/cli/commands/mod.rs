@@ -19,6 +19,7 @@ pub mod trust_tuf;
 
 // --- containers (runtime) ---
 pub mod exec;
+pub mod generate;
 pub mod info;
 pub mod kill;
 pub mod logs;

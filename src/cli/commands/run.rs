@@ -271,6 +271,8 @@ pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Target)> {
         tty: a.tty,
         detach: a.detach,
         auto_remove: a.rm,
+        sdnotify: rrun::runtime::sdnotify::Mode::parse(&a.sdnotify)?,
+        stop_timeout: a.stop_timeout.map(std::time::Duration::from_secs),
     };
     // Capability names are checked now so that a typo fails before anything is created.
     rrun::runtime::caps::resolve(&opts.cap_add, &opts.cap_drop)?;

@@ -17,10 +17,9 @@ const MAX_PASSWORD_FILE: usize = 64 << 10;
 /// ocicrypt reads one `read(2)` of at most 64 bytes from `fd=N`.
 const FD_PASSWORD_MAX: usize = 64;
 /// Spec prefixes for keys that do not live in a file.
-const UNSUPPORTED_PREFIXES: [(&str, &str); 2] = [
-    ("provider:", "keyprovider keys (provider:NAME)"),
-    ("cred:", "systemd credential keys (cred:NAME)"),
-];
+const UNSUPPORTED_PREFIXES: [(&str, &str); 1] = [("provider:", "keyprovider keys (provider:NAME)")];
+/// The prefix of a systemd credential key: `cred:NAME[:PASSWORD-PART]`.
+const CREDENTIAL_PREFIX: &str = "cred:";
 
 /// A key file's bytes and whether any user could read it.
 pub(super) struct KeyFile {
@@ -49,6 +48,9 @@ pub(super) fn split(spec: &str) -> Result<(PathBuf, Option<&str>)> {
             });
         }
     }
+    if let Some(rest) = spec.strip_prefix(CREDENTIAL_PREFIX) {
+        return credential(rest, std::env::var_os("CREDENTIALS_DIRECTORY"));
+    }
     if Path::new(spec).exists() {
         return Ok((spec.into(), None));
     }
@@ -67,6 +69,45 @@ pub(super) fn split(spec: &str) -> Result<(PathBuf, Option<&str>)> {
         Some((file, rest)) => Ok((file.into(), Some(rest))),
         None => Ok((spec.into(), None)),
     }
+}
+
+/// `cred:NAME[:PASSWORD-PART]`: the file `NAME` in the credentials directory systemd made for
+/// the unit (`$CREDENTIALS_DIRECTORY`, from `LoadCredential=`/`LoadCredentialEncrypted=`).
+fn credential(rest: &str, dir: Option<std::ffi::OsString>) -> Result<(PathBuf, Option<&str>)> {
+    let (name, password) = match rest.split_once(':') {
+        Some((name, pw)) => (name, Some(pw)),
+        None => (rest, None),
+    };
+    let bad = |reason: String| CryptoError::Key {
+        path: format!("{CREDENTIAL_PREFIX}{name}").into(),
+        reason,
+    };
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(bad(
+            "a credential name is required: cred:NAME[:pass=PW|:file=PWFILE|:fd=N], NAME without '/'"
+                .into(),
+        ));
+    }
+    let Some(dir) = dir.filter(|d| !d.is_empty()) else {
+        return Err(bad(format!(
+            "$CREDENTIALS_DIRECTORY is not set: run rrun from a systemd unit with LoadCredentialEncrypted={name}:FILE (rrun generate systemd writes it)"
+        )));
+    };
+    let dir = PathBuf::from(dir);
+    if !dir.is_dir() {
+        return Err(bad(format!(
+            "the credentials directory {} does not exist: systemd did not load the unit's credentials",
+            dir.display()
+        )));
+    }
+    let file = dir.join(name);
+    if !file.exists() {
+        return Err(bad(format!(
+            "the credential {name} is missing from {}: add LoadCredentialEncrypted={name}:FILE to the unit and check that FILE exists",
+            dir.display()
+        )));
+    }
+    Ok((file, password))
 }
 
 /// The password a password part stands for: `file=PWFILE`, `pass=PW`, `fd=N` or `PW`.
@@ -215,5 +256,48 @@ fn io_reason(e: &std::io::Error) -> String {
             let text = text.split(" (os error").next().unwrap_or(&text).to_string();
             text.to_lowercase()
         }
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+
+    #[test]
+    fn credential_keys_resolve_in_the_credentials_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("imagekey"), b"key").unwrap();
+        let d = || Some(dir.path().as_os_str().to_owned());
+        let (file, pw) = credential("imagekey", d()).unwrap();
+        assert_eq!(file, dir.path().join("imagekey"));
+        assert_eq!(pw, None);
+        let (file, pw) = credential("imagekey:pass=secret", d()).unwrap();
+        assert_eq!(file, dir.path().join("imagekey"));
+        assert_eq!(pw, Some("pass=secret"));
+    }
+
+    #[test]
+    fn credential_errors_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = || Some(dir.path().as_os_str().to_owned());
+        let msg = |r: Result<(PathBuf, Option<&str>)>| r.unwrap_err().to_string();
+        let unset = msg(credential("k", None));
+        assert!(
+            unset.contains("CREDENTIALS_DIRECTORY is not set")
+                && unset.contains("LoadCredentialEncrypted=k"),
+            "{unset}"
+        );
+        let missing = msg(credential("k", d()));
+        assert!(missing.contains("credential k is missing"), "{missing}");
+        let gone = msg(credential(
+            "k",
+            Some(dir.path().join("nope").into_os_string()),
+        ));
+        assert!(gone.contains("does not exist"), "{gone}");
+        for name in ["", "../k", "a/b", ".."] {
+            assert!(msg(credential(name, d())).contains("credential name is required"));
+        }
+        // The whole spec goes through split as well.
+        assert!(split("cred:").is_err());
     }
 }
