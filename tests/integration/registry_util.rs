@@ -166,6 +166,34 @@ impl Env {
         )
     }
 
+    /// Run rrun to the end under `/usr/bin/time`; also returns its peak RSS in KiB.
+    pub fn rrun_peak_rss(&self, args: &[&str]) -> (Run, u64) {
+        let time = require("time", "time");
+        let report = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = Command::new(time);
+        cmd.args(["-f", "%M", "-o"])
+            .arg(report.path())
+            .arg(env!("CARGO_BIN_EXE_rrun"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.apply(&mut cmd);
+        let run = finish(
+            format!("rrun {}", args.join(" ")),
+            cmd.output().expect("/usr/bin/time runs rrun"),
+        );
+        let text = fs::read_to_string(report.path()).unwrap();
+        let kib = text
+            .lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("no peak RSS in /usr/bin/time's report: {text}"));
+        (run, kib)
+    }
+
     /// Run skopeo (plain HTTP to the loopback registry, no signature policy).
     pub fn skopeo(&self, args: &[&str]) -> Run {
         let bin = require("skopeo", "skopeo");
