@@ -858,3 +858,55 @@ fn peer_push_and_pull_of_a_64_mib_layer_run_in_constant_memory() {
     );
     verify_store_blobs(&env.root);
 }
+
+#[test]
+fn peer_pull_shows_bars_on_a_terminal_plain_lines_otherwise_and_nothing_with_quiet() {
+    let Fixture {
+        tmp: _tmp,
+        env,
+        reg,
+        layout,
+        built,
+        ..
+    } = fixture();
+    let image = format!("{}/app:1", reg.host());
+    env.rrun(&["push", "-q", &oci(&layout, "v1"), &image]).ok();
+    let remote = layer_digests(&remote_manifest(&env, &image, &[]));
+    let short = |d: &str| d.trim_start_matches("sha256:")[..12].to_string();
+
+    // A terminal: one bar per layer (30 '=' once full), no plain progress lines.
+    let (shown, code) = env.rrun_on_terminal(&["pull", &image]);
+    assert_eq!(code, 0, "{shown}");
+    for d in &remote {
+        assert!(shown.contains(&short(d)), "{shown}");
+    }
+    assert!(shown.contains(&"=".repeat(30)), "no full bar: {shown}");
+    assert!(shown.contains("downloaded, verified"), "{shown}");
+    assert!(!shown.contains(" downloading "), "{shown}");
+
+    // Not a terminal: a plain line per layer when it starts and when it ends.
+    env.rrun(&["rmi", &image]).ok();
+    env.rrun(&["image", "prune"]).ok();
+    let out = env.rrun(&["pull", &image]);
+    out.ok();
+    for d in &remote {
+        assert!(
+            out.stderr.contains(&format!("{} downloading", short(d))),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("{} downloaded, verified", short(d))),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains('\r'), "{}", out.stderr);
+
+    // --quiet: the manifest digest on stdout, nothing on stderr.
+    let out = env.rrun(&["pull", "-q", &image]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), built.manifest_digest);
+    assert_eq!(out.stderr, "");
+}
