@@ -48,11 +48,10 @@ fn layer_digests(manifest: &serde_json::Value) -> Vec<String> {
 }
 
 fn partials(root: &Path) -> Vec<String> {
-    fs::read_dir(root.join("tmp/pull"))
+    fs::read_dir(root.join("tmp/partial"))
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".partial"))
                 .collect()
         })
         .unwrap_or_default()
@@ -607,8 +606,8 @@ fn big_image(env: &Env, tmp: &Path, reg: &Registry, size: usize) -> String {
 
 fn partial_len(root: &Path, digest: &str) -> u64 {
     fs::metadata(
-        root.join("tmp/pull")
-            .join(format!("{}.partial", digest.trim_start_matches("sha256:"))),
+        root.join("tmp/partial")
+            .join(digest.trim_start_matches("sha256:")),
     )
     .map(|m| m.len())
     .unwrap_or(0)
@@ -641,12 +640,45 @@ fn peer_kill_9_mid_pull_then_the_same_pull_resumes_and_completes() {
         !store_names(&env.root).contains_key(&image),
         "no half image stored"
     );
+    // The small layer finished before the kill: it is stored, verified, and reused below.
+    let small = layer_digests(&remote_manifest(
+        &env,
+        &format!("{}/app:big", reg.host()),
+        &[],
+    ))[0]
+        .clone();
+    assert!(
+        env.root
+            .join("blobs")
+            .join(small.replace(':', "/"))
+            .is_file(),
+        "the finished layer was stored before the kill"
+    );
+    let small_gets = proxy.requests(&small).len();
+
+    // Another pull into the same store meanwhile: its commit takes the store exclusively
+    // (which cleans tmp/), and the kept partial survives it.
+    let other = tmp.path().join("OTHER");
+    small_image(&other, "v1");
+    let other_image = format!("{}/other:1", reg.host());
+    copy_to_registry(&env, &other, "v1", &other_image, &[]);
+    env.rrun(&["pull", "-q", &other_image]).ok();
+    assert_eq!(
+        partial_len(&env.root, &big),
+        kept,
+        "the partial is kept for resuming"
+    );
 
     proxy.rate.store(0, std::sync::atomic::Ordering::Relaxed);
     let sent_before = proxy.sent.load(std::sync::atomic::Ordering::Relaxed);
     let out = env.rrun(&["pull", &image]);
     out.ok();
     assert!(out.stderr.contains("resum"), "{}", out.stderr);
+    assert_eq!(
+        proxy.requests(&small).len(),
+        small_gets,
+        "the verified layer is not fetched again"
+    );
     let ranged: Vec<String> = proxy
         .requests(&big)
         .into_iter()
@@ -792,4 +824,89 @@ fn peer_tls_registry_needs_its_ca_or_tls_verify_false() {
     other
         .rrun(&["pull", "--tls-ca", &bad_ca.display().to_string(), &image])
         .rrun_error(&["tls", "certificate"]);
+}
+
+#[test]
+fn peer_push_and_pull_of_a_64_mib_layer_run_in_constant_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env::new(tmp.path());
+    let reg = Registry::start(Auth::None);
+    let layout = tmp.path().join("L");
+    let size = 64 << 20;
+    write_layout(
+        &layout,
+        "v1",
+        &[Layer {
+            tar: tar_of(&[("data/big.bin", &random_bytes(size))]),
+            gzip: false,
+        }],
+    );
+    let image = format!("{}/app:big", reg.host());
+    // Far below the layer's size: neither direction holds a whole blob in memory.
+    let limit_kib = 40 << 10;
+    let (push, push_kib) = env.rrun_peak_rss(&["push", &oci(&layout, "v1"), &image]);
+    push.ok();
+    assert!(
+        push_kib < limit_kib,
+        "push peaked at {push_kib} KiB for a {size}-byte layer"
+    );
+    let (pull, pull_kib) = env.rrun_peak_rss(&["pull", &image]);
+    pull.ok();
+    assert!(
+        pull_kib < limit_kib,
+        "pull and unpack peaked at {pull_kib} KiB for a {size}-byte layer"
+    );
+    verify_store_blobs(&env.root);
+}
+
+#[test]
+fn peer_pull_shows_bars_on_a_terminal_plain_lines_otherwise_and_nothing_with_quiet() {
+    let Fixture {
+        tmp: _tmp,
+        env,
+        reg,
+        layout,
+        built,
+        ..
+    } = fixture();
+    let image = format!("{}/app:1", reg.host());
+    env.rrun(&["push", "-q", &oci(&layout, "v1"), &image]).ok();
+    let remote = layer_digests(&remote_manifest(&env, &image, &[]));
+    let short = |d: &str| d.trim_start_matches("sha256:")[..12].to_string();
+
+    // A terminal: one bar per layer (30 '=' once full), no plain progress lines.
+    let (shown, code) = env.rrun_on_terminal(&["pull", &image]);
+    assert_eq!(code, 0, "{shown}");
+    for d in &remote {
+        assert!(shown.contains(&short(d)), "{shown}");
+    }
+    assert!(shown.contains(&"=".repeat(30)), "no full bar: {shown}");
+    assert!(shown.contains("downloaded, verified"), "{shown}");
+    assert!(!shown.contains(" downloading "), "{shown}");
+
+    // Not a terminal: a plain line per layer when it starts and when it ends.
+    env.rrun(&["rmi", &image]).ok();
+    env.rrun(&["image", "prune"]).ok();
+    let out = env.rrun(&["pull", &image]);
+    out.ok();
+    for d in &remote {
+        assert!(
+            out.stderr.contains(&format!("{} downloading", short(d))),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("{} downloaded, verified", short(d))),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains('\r'), "{}", out.stderr);
+
+    // --quiet: the manifest digest on stdout, nothing on stderr.
+    let out = env.rrun(&["pull", "-q", &image]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), built.manifest_digest);
+    assert_eq!(out.stderr, "");
 }

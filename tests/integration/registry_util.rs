@@ -186,6 +186,55 @@ impl Env {
         )
     }
 
+    /// Run rrun to the end under `/usr/bin/time`; also returns its peak RSS in KiB.
+    pub fn rrun_peak_rss(&self, args: &[&str]) -> (Run, u64) {
+        let time = require("time", "time");
+        let report = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = Command::new(time);
+        cmd.args(["-f", "%M", "-o"])
+            .arg(report.path())
+            .arg(env!("CARGO_BIN_EXE_rrun"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.apply(&mut cmd);
+        let run = finish(
+            format!("rrun {}", args.join(" ")),
+            cmd.output().expect("/usr/bin/time runs rrun"),
+        );
+        let text = fs::read_to_string(report.path()).unwrap();
+        let kib = text
+            .lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("no peak RSS in /usr/bin/time's report: {text}"));
+        (run, kib)
+    }
+
+    /// Run rrun with stdout and stderr on a terminal (a pty from util-linux `script`); returns
+    /// what the terminal showed and the exit code.
+    pub fn rrun_on_terminal(&self, args: &[&str]) -> (String, i32) {
+        let script = require("script", "util-linux");
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let mut line = vec![quote(env!("CARGO_BIN_EXE_rrun")), "--root".into()];
+        line.push(quote(&self.root.to_string_lossy()));
+        line.extend(args.iter().map(|a| quote(a)));
+        let mut cmd = Command::new(script);
+        cmd.args(["-qec", &line.join(" "), "/dev/null"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.apply(&mut cmd);
+        let out = cmd.output().expect("script runs rrun on a pty");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code().unwrap_or(-1),
+        )
+    }
+
     /// Run skopeo (plain HTTP to the loopback registry, no signature policy).
     pub fn skopeo(&self, args: &[&str]) -> Run {
         let bin = require("skopeo", "skopeo");

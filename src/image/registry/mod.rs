@@ -3,7 +3,7 @@
 //!
 //! Pull goes reference -> top manifest or index (verified digest) -> the platform's manifest
 //! and config -> the key gate -> parallel layer downloads into the store's staging (`fetch`:
-//! resumable, every byte verified) -> `store_seam::commit_pulled` -> `pull::after_pull` (the
+//! resumable, every byte verified) -> `StoreDestination::commit` -> `pull::after_pull` (the
 //! unpack call site). Push goes layout (optionally encrypted by `image::crypt` first) -> blob
 //! uploads (`upload`: skip, mount or stream) -> manifests, the tagged one last.
 
@@ -16,7 +16,6 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod retry;
-pub mod store_seam;
 pub mod upload;
 
 pub use auth::Credentials;

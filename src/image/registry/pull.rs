@@ -13,14 +13,13 @@ use super::client::{Client, ClientOptions, RemoteManifest, RetryNotifier};
 use super::fetch::{self, Fetched};
 use super::parallel;
 use super::progress::Progress;
-use super::store_seam::{self, PulledImage, StoreHandle};
-use crate::image::digest::Digest;
 use crate::image::error::{ImageError, LockedLayer, Result};
 use crate::image::layout::MAX_CONFIG_SIZE;
 use crate::image::manifest::{self, ConfigPlatform, Descriptor, Manifest, Node};
 use crate::image::media_type::{self, LayerKind};
 use crate::image::name::Reference;
 use crate::image::platform::Platform;
+use crate::image::store::{Store, StoreDestination};
 
 /// Indexes nested deeper than this are refused.
 const MAX_INDEX_DEPTH: usize = 4;
@@ -92,12 +91,6 @@ pub struct PullSummary {
     pub downloaded: usize,
     /// Layers the store already had.
     pub already_stored: usize,
-}
-
-/// The name an image is stored under: `domain/repository:tag`, or `domain/repository@digest`
-/// for a reference with a digest and no tag.
-pub fn stored_name(reference: &Reference) -> String {
-    crate::image::store::store_name(reference)
 }
 
 /// The unpack step (DESIGN.md section 2 step 6): each plain (not `+encrypted`) layer of
@@ -351,7 +344,8 @@ pub fn pull(
     }
 
     // 5: the layers, in parallel, into staging.
-    let store = store_seam::open_store(root)?;
+    let store = Store::open(root)?;
+    let dest = store.destination(reference)?;
     let mut todo: Vec<Descriptor> = Vec::new();
     for (layer, kind) in selected.manifest.layers.iter().zip(&kinds) {
         let foreign =
@@ -360,29 +354,17 @@ pub fn pull(
             todo.push(layer.clone());
         }
     }
-    let fetched = download_all(&client, repository, &todo, &store, opts.jobs, progress)?;
+    let fetched = download_all(&client, repository, &todo, &dest, opts.jobs, progress)?;
 
-    let name = stored_name(reference);
+    let name = dest.name().to_string();
     let entry = selected.entry.clone();
     let downloaded = fetched
         .iter()
         .filter(|(_, f)| *f == Fetched::Downloaded)
         .count();
-    store_seam::commit_pulled(
-        store,
-        &PulledImage {
-            name: name.clone(),
-            manifest: entry.clone(),
-            small_blobs: vec![selected.bytes.clone(), config],
-        },
-    )?;
-    store_seam::clean_locks(
-        root,
-        &todo
-            .iter()
-            .map(|d| d.digest.clone())
-            .collect::<Vec<Digest>>(),
-    );
+    dest.put_verified(&config_desc, &config)?;
+    dest.put_verified(&entry, &selected.bytes)?;
+    dest.commit(&entry)?;
 
     // 6: unpacking (see `after_pull`).
     if opts.unpack == Unpack::Snapshots {
@@ -407,7 +389,7 @@ fn download_all(
     client: &Client,
     repository: &str,
     layers: &[Descriptor],
-    store: &StoreHandle,
+    store: &StoreDestination,
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<(Descriptor, Fetched)>> {
@@ -427,23 +409,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stored_names() {
+    fn stored_names_drop_the_digest_unless_it_is_all_there_is() {
         let r = |s: &str| s.parse::<Reference>().unwrap();
         assert_eq!(
-            stored_name(&r("127.0.0.1:5000/app:1")),
+            crate::image::store::store_name(&r("127.0.0.1:5000/app:1")),
             "127.0.0.1:5000/app:1"
         );
         assert_eq!(
-            stored_name(&r("busybox")),
+            crate::image::store::store_name(&r("busybox")),
             "docker.io/library/busybox:latest"
         );
         let d = format!("sha256:{}", "a".repeat(64));
         assert_eq!(
-            stored_name(&r(&format!("127.0.0.1:5000/app@{d}"))),
+            crate::image::store::store_name(&r(&format!("127.0.0.1:5000/app@{d}"))),
             format!("127.0.0.1:5000/app@{d}")
         );
         assert_eq!(
-            stored_name(&r(&format!("127.0.0.1:5000/app:1@{d}"))),
+            crate::image::store::store_name(&r(&format!("127.0.0.1:5000/app:1@{d}"))),
             "127.0.0.1:5000/app:1"
         );
     }

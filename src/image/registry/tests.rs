@@ -1,4 +1,5 @@
-//! Pull against the in-process mock registry: platform selection, the key gate (no layer GET
+//! Pull against the in-process mock registry: platform selection in OCI indexes and Docker
+//! manifest lists, the key gate (no layer GET
 //! before every key is checked), and each fault leaving the store unchanged: wrong digest,
 //! malformed or schema1 manifest, unknown media type, corrupted blob, 404, truncated and
 //! resumed transfers, transient statuses, and the bearer-token flow with an expired token.
@@ -156,11 +157,11 @@ fn pulls_an_image_and_names_it_in_the_store() {
     let again = pull(&root, &reference(&reg, "app:1"), &fast_opts(), &NoProgress).unwrap();
     assert_eq!((again.downloaded, again.already_stored), (0, 2));
     assert!(
-        fs::read_dir(root.join("tmp/pull"))
+        fs::read_dir(root.join("tmp/partial"))
             .unwrap()
             .next()
             .is_none(),
-        "staging is clean"
+        "no partial download is left"
     );
 }
 
@@ -215,6 +216,73 @@ fn index_platform_is_selected_and_a_missing_one_named() {
     );
     assert_eq!(snapshot(&root), before);
     let _ = amd_d;
+}
+
+/// A Docker schema 2 image (Docker config and layer media types); returns the manifest.
+fn docker_image(c: &mut Content, cfg: &[u8], layer: &[u8]) -> Vec<u8> {
+    c.blob(cfg);
+    c.blob(layer);
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": desc_json(DOCKER_CONFIG, cfg, None),
+        "layers": [desc_json(DOCKER_LAYER_GZIP, layer, None)],
+    }))
+    .unwrap();
+    c.manifest(None, DOCKER_MANIFEST, &m);
+    m
+}
+
+#[test]
+fn docker_manifest_list_platform_is_selected_and_the_host_is_the_default() {
+    let mut c = Content::default();
+    let host = Platform::host();
+    let other = if host.architecture == "s390x" {
+        "ppc64le"
+    } else {
+        "s390x"
+    };
+    let mine = docker_image(&mut c, &config(&host.os, &host.architecture), b"host layer");
+    let theirs = docker_image(&mut c, &config("linux", other), b"other layer");
+    let mut a = desc_json(DOCKER_MANIFEST, &theirs, None);
+    a["platform"] = serde_json::json!({"os": "linux", "architecture": other});
+    let mut b = desc_json(DOCKER_MANIFEST, &mine, None);
+    b["platform"] = serde_json::json!({"os": host.os, "architecture": host.architecture});
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST_LIST,
+        "manifests": [a, b],
+    }))
+    .unwrap();
+    let list_d = c.manifest(Some("multi"), DOCKER_MANIFEST_LIST, &list);
+    let reg = MockRegistry::start(c);
+    let tmp = tempfile::tempdir().unwrap();
+
+    // No --platform: the host's entry, not the first one.
+    let root = tmp.path().join("host");
+    let s = pull(
+        &root,
+        &reference(&reg, "app:multi"),
+        &fast_opts(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(s.resolved_digest, list_d.to_string());
+    assert_eq!(s.manifest_digest, Digest::of_bytes(&mine).to_string());
+    assert_eq!(blob_gets(&reg, &Digest::of_bytes(b"other layer")), 0);
+    let entry = &Layout::open(&root).unwrap().read_index().unwrap().manifests[0];
+    assert_eq!(entry.media_type, DOCKER_MANIFEST);
+    assert_eq!(entry.digest, Digest::of_bytes(&mine));
+    all_blobs_verify(&root);
+
+    // --platform picks the other one.
+    let mut opts = fast_opts();
+    opts.platform = Some(format!("linux/{other}").parse().unwrap());
+    let root = tmp.path().join("other");
+    let s = pull(&root, &reference(&reg, "app:multi"), &opts, &NoProgress).unwrap();
+    assert_eq!(s.manifest_digest, Digest::of_bytes(&theirs).to_string());
+    assert_eq!(s.platform, format!("linux/{other}"));
+    assert_eq!(blob_gets(&reg, &Digest::of_bytes(b"other layer")), 1);
 }
 
 #[test]
@@ -331,9 +399,7 @@ fn corrupted_and_missing_blobs_leave_the_store_unchanged() {
     assert!(!Layout::open(&root).unwrap().has_blob(&bad));
     all_blobs_verify(&root);
     assert!(
-        !root
-            .join(format!("tmp/pull/{}.partial", bad.hex()))
-            .exists(),
+        !crate::image::store::partial_path(&root, &bad).exists(),
         "bad bytes are not kept"
     );
 
@@ -411,7 +477,8 @@ fn a_kept_partial_is_resumed_and_a_bad_one_fetched_again() {
     let reg = MockRegistry::start(c);
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    let partial = store_seam::open_store(&root).unwrap().partial_path(&big);
+    let partial = crate::image::store::partial_path(&root, &big);
+    fs::create_dir_all(partial.parent().unwrap()).unwrap();
     fs::write(partial, &data[..123_456]).unwrap();
     pull(&root, &reference(&reg, "app:1"), &fast_opts(), &NoProgress).unwrap();
     let ranges: Vec<_> = reg
@@ -423,7 +490,8 @@ fn a_kept_partial_is_resumed_and_a_bad_one_fetched_again() {
 
     // A partial whose bytes are wrong: resumed, fails verification, fetched whole once more.
     let root2 = tmp.path().join("store2");
-    let partial = store_seam::open_store(&root2).unwrap().partial_path(&big);
+    let partial = crate::image::store::partial_path(&root2, &big);
+    fs::create_dir_all(partial.parent().unwrap()).unwrap();
     fs::write(partial, vec![9u8; 1000]).unwrap();
     pull(&root2, &reference(&reg, "app:1"), &fast_opts(), &NoProgress).unwrap();
     assert!(Layout::open(&root2).unwrap().has_blob(&big));

@@ -17,6 +17,7 @@ use crate::image::transport::put_entry;
 
 use super::lease::TempLease;
 use super::lock::{LockMode, StoreLock};
+use super::partial::PartialBlob;
 use super::resolve::store_name;
 use super::walk;
 use super::Store;
@@ -116,27 +117,11 @@ impl StoreDestination {
     /// discarded and a `SizeMismatch` or `DigestMismatch` returned); then it is fsynced and
     /// renamed into `blobs/sha256/` (or dropped if that blob is there already).
     pub fn commit_blob(&self, blob: IncomingBlob, expected: &Descriptor) -> Result<()> {
-        let what = format!("blob {}", expected.digest);
         let (digest, size, buffered) = blob.inner.finish();
         let tmp = buffered
             .into_inner()
             .map_err(|e| ImageError::Io(e.into_error()))?;
-        if size != expected.size {
-            return Err(ImageError::SizeMismatch {
-                what,
-                expected: expected.size,
-                actual: size,
-            });
-        }
-        if digest != expected.digest {
-            return Err(ImageError::DigestMismatch {
-                what,
-                expected: expected.digest.to_string(),
-                actual: digest.to_string(),
-            });
-        }
-        self.lease.protect(&digest)?;
-        if self.store.has_blob(expected) {
+        if !self.accept(expected, &digest, size)? {
             return Ok(());
         }
         tmp.as_file()
@@ -149,6 +134,55 @@ impl StoreDestination {
             // Another writer stored the same content meanwhile: theirs is as good as ours.
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(ImageError::io_at(&path, e.error)),
+        }
+    }
+
+    /// Check a received blob against `expected` and keep it for this destination; false when
+    /// the store holds it already (the received copy is then not needed).
+    fn accept(&self, expected: &Descriptor, digest: &Digest, size: u64) -> Result<bool> {
+        let what = format!("blob {}", expected.digest);
+        if size != expected.size {
+            return Err(ImageError::SizeMismatch {
+                what,
+                expected: expected.size,
+                actual: size,
+            });
+        }
+        if *digest != expected.digest {
+            return Err(ImageError::DigestMismatch {
+                what,
+                expected: expected.digest.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        self.lease.protect(digest)?;
+        Ok(!self.store.has_blob(expected))
+    }
+
+    /// The resumable download of `expected` (see `partial.rs`): its partial file, locked for
+    /// this writer (waiting while another pull writes the same blob) and holding what an
+    /// interrupted earlier pull received (verified only by [`Self::commit_partial`]); `None`
+    /// when the store has the blob (it is then kept for this destination).
+    pub fn partial_blob(&self, expected: &Descriptor) -> Result<Option<PartialBlob>> {
+        PartialBlob::lock(self.store.root(), &expected.digest, expected.size, || {
+            self.has_blob(expected)
+        })
+    }
+
+    /// Finish a download: the partial must hold exactly `expected`'s size and digest (else it
+    /// is removed and a `SizeMismatch` or `DigestMismatch` returned); then it is fsynced and
+    /// renamed into `blobs/sha256/` (or removed if that blob is there already).
+    pub fn commit_partial(&self, part: PartialBlob, expected: &Descriptor) -> Result<()> {
+        match self.accept(expected, &part.digest(), part.len()) {
+            Ok(true) => part.persist(&self.layout().blob_path(&expected.digest)),
+            Ok(false) => {
+                part.discard();
+                Ok(())
+            }
+            Err(e) => {
+                part.discard();
+                Err(e)
+            }
         }
     }
 

@@ -1,8 +1,10 @@
 //! Staging space in `<root>/tmp/`: a lease is a directory there whose `lease` file a live
 //! writer keeps locked and lists the blobs it relies on (prune keeps those); whatever is left
-//! in `tmp/` without a live lease, and stray temp files, are removed by the next exclusive lock.
+//! in `tmp/` without a live lease (except the partial downloads kept for resuming), and stray
+//! temp files, are removed by the next exclusive lock.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +12,8 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::image::digest::Digest;
 use crate::image::error::{ImageError, Result};
+
+use super::partial::PARTIAL_DIR;
 
 /// The store's staging directory.
 pub const TMP_DIR: &str = "tmp";
@@ -103,6 +107,10 @@ pub(crate) fn live_leases(root: &Path) -> Result<BTreeSet<Digest>> {
 /// and temp files next to `index.json` and the blobs. Called with the exclusive lock held.
 pub(crate) fn clean_leftovers(root: &Path, blobs_dir: &Path) -> Result<()> {
     for entry in entries(&root.join(TMP_DIR))? {
+        if entry.file_name() == Some(OsStr::new(PARTIAL_DIR)) {
+            // Kept for resuming; `partial::sweep` decides about its files.
+            continue;
+        }
         let lease = entry.join(LEASE_FILE);
         let live = File::open(&lease)
             .map(|f| matches!(f.try_lock(), Err(TryLockError::WouldBlock)))

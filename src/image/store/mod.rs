@@ -2,7 +2,8 @@
 //! `index.json`, `blobs/sha256/`), so skopeo and umoci read it as `oci:<root>:<name>`; each
 //! image's `index.json` entry carries its full normalised name as
 //! `org.opencontainers.image.ref.name`. Beside the layout: `snapshots/<diff_id hex>/` (unpacked
-//! layers), `tmp/` (staging, same filesystem) and `lock`. Nothing else lives at the top.
+//! layers), `tmp/` (staging, same filesystem, with resumable downloads in `tmp/partial/`) and
+//! `lock`. Nothing else lives at the top.
 //!
 //! Every write is a temp file, fsync, rename (and fsync of the directory); `index.json` is
 //! read, changed and replaced under the exclusive lock, so concurrent rrun processes serialise
@@ -13,6 +14,7 @@ mod destination;
 mod images;
 mod lease;
 mod lock;
+mod partial;
 mod prune;
 mod refs;
 mod resolve;
@@ -36,6 +38,7 @@ pub use destination::{IncomingBlob, StoreDestination};
 pub use images::ImageSummary;
 pub use lease::{TempLease, TMP_DIR};
 pub use lock::{set_lock_notice, LockMode, StoreLock, LOCK_FILE};
+pub use partial::{partial_path, PartialBlob, PARTIAL_DIR};
 pub use prune::PruneSummary;
 pub use refs::Removed;
 pub use resolve::{parse_new_name, store_name, MIN_ID_PREFIX};
@@ -194,6 +197,11 @@ impl Store {
         if newly_exclusive {
             // Best effort: what cannot be removed now is tried again next time.
             let _ = lease::clean_leftovers(&self.root, &self.layout.blobs_dir());
+            let _ = partial::sweep(
+                &self.root,
+                &self.layout.blobs_dir(),
+                partial::Sweep::KeepForResume,
+            );
         }
         Ok(guard)
     }

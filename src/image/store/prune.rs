@@ -1,6 +1,7 @@
 //! `image prune`: mark every blob reachable from `index.json` (through indexes, manifests,
 //! configs and layers, encrypted or not) and every blob a live writer's lease protects, then
-//! remove the other blobs, and the snapshots whose diff_id no stored image's config lists.
+//! remove the other blobs, the partial downloads no pull holds, and the snapshots whose
+//! diff_id no stored image's config lists.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -11,6 +12,7 @@ use crate::image::layout;
 
 use super::lease::{self, TMP_DIR};
 use super::lock::LockMode;
+use super::partial;
 use super::walk;
 use super::{Store, SNAPSHOTS_DIR};
 
@@ -23,6 +25,8 @@ pub struct PruneSummary {
     pub bytes_freed: u64,
     /// Snapshots removed.
     pub snapshots_removed: usize,
+    /// Partial downloads of interrupted pulls removed (their bytes are in `bytes_freed`).
+    pub partials_removed: usize,
 }
 
 /// The 64 hex digits of a snapshot or blob file name, if that is what the name is.
@@ -78,6 +82,9 @@ impl Store {
             summary.bytes_freed += meta.len();
         }
         layout::sync_dir(&blobs_dir)?;
+        let (partials, bytes) = partial::sweep(self.root(), &blobs_dir, partial::Sweep::RemoveAll)?;
+        summary.partials_removed = partials;
+        summary.bytes_freed += bytes;
 
         let tmp = self.root().join(TMP_DIR);
         for path in lease::entries(&self.root().join(SNAPSHOTS_DIR))? {

@@ -1,5 +1,6 @@
 //! Unit tests of the store: layout creation, resolution, names, prune marking, crash
-//! leftovers, a corrupted index, staged pulls, listings, save and load.
+//! leftovers, a corrupted index, staged pulls, resumable partial downloads, listings, save
+//! and load.
 
 use std::fs;
 use std::io::Write as _;
@@ -687,4 +688,124 @@ fn a_destination_can_be_shared_by_download_threads() {
     for d in &descs {
         assert!(dest.has_blob(d).unwrap());
     }
+}
+
+#[test]
+fn a_partial_download_survives_a_killed_writer_and_resumes_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let desc = Descriptor::new(OCI_LAYER_TAR, Digest::of_bytes(&data), data.len() as u64);
+    let path = partial_path(tmp.path(), &desc.digest);
+    {
+        // A pull that received 100000 bytes and was killed: destination dropped, no commit.
+        let dest = store.destination(&"app:1".parse().unwrap()).unwrap();
+        let mut part = dest.partial_blob(&desc).unwrap().unwrap();
+        assert_eq!(part.path(), path);
+        part.write_all(&data[..100_000]).unwrap();
+    }
+    // Writers taking the store exclusively clean tmp/, but keep the partial for resuming.
+    drop(store.lock(LockMode::Exclusive).unwrap());
+    assert_eq!(fs::metadata(&path).unwrap().len(), 100_000);
+
+    let dest = store.destination(&"app:1".parse().unwrap()).unwrap();
+    let mut part = dest.partial_blob(&desc).unwrap().unwrap();
+    assert_eq!(part.len(), 100_000);
+    assert_eq!(part.digest(), Digest::of_bytes(&data[..100_000]));
+    part.write_all(&data[100_000..]).unwrap();
+    assert_eq!(part.digest(), desc.digest);
+    dest.commit_partial(part, &desc).unwrap();
+    assert!(!path.exists());
+    assert_eq!(
+        fs::read(store.layout().blob_path(&desc.digest)).unwrap(),
+        data
+    );
+    assert_eq!(mode(&store.layout().blob_path(&desc.digest)), 0o644);
+    // Stored: no partial is handed out any more, and none is left behind.
+    assert!(dest.partial_blob(&desc).unwrap().is_none());
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_partial_with_wrong_bytes_is_removed_and_nothing_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let desc = Descriptor::new(OCI_LAYER_TAR, Digest::of_bytes(b"right bytes"), 11);
+    let dest = store.destination(&"app:1".parse().unwrap()).unwrap();
+    let mut part = dest.partial_blob(&desc).unwrap().unwrap();
+    part.write_all(b"wrong bytes").unwrap();
+    let err = dest.commit_partial(part, &desc).unwrap_err();
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+    assert!(!partial_path(tmp.path(), &desc.digest).exists());
+    assert!(!store.layout().has_blob(&desc.digest));
+
+    let mut part = dest.partial_blob(&desc).unwrap().unwrap();
+    part.write_all(b"right").unwrap();
+    let err = dest.commit_partial(part, &desc).unwrap_err();
+    assert!(matches!(err, ImageError::SizeMismatch { .. }), "{err}");
+    assert!(!partial_path(tmp.path(), &desc.digest).exists());
+
+    // A leftover longer than the blob is emptied rather than trusted.
+    let path = partial_path(tmp.path(), &desc.digest);
+    fs::write(&path, vec![0u8; 100]).unwrap();
+    assert!(dest.partial_blob(&desc).unwrap().unwrap().is_empty());
+}
+
+#[test]
+fn one_writer_per_partial_and_the_waiter_finds_the_blob_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let data = b"shared layer".to_vec();
+    let desc = Descriptor::new(OCI_LAYER_TAR, Digest::of_bytes(&data), data.len() as u64);
+    let first = store.destination(&"app:1".parse().unwrap()).unwrap();
+    let second = store.destination(&"app:2".parse().unwrap()).unwrap();
+    let mut part = first.partial_blob(&desc).unwrap().unwrap();
+    part.write_all(&data[..5]).unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| second.partial_blob(&desc).unwrap().is_none());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !waiter.is_finished(),
+            "the second writer waits for the first"
+        );
+        part.write_all(&data[5..]).unwrap();
+        first.commit_partial(part, &desc).unwrap();
+        assert!(waiter.join().unwrap(), "then finds the blob stored");
+    });
+    assert!(!partial_path(tmp.path(), &desc.digest).exists());
+}
+
+#[test]
+fn prune_removes_the_partials_nobody_holds_and_the_cleaner_those_already_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (store, _, _) = two_images(root);
+    let dir = root.join("tmp").join(PARTIAL_DIR);
+    fs::create_dir_all(&dir).unwrap();
+    // A stale partial of a blob the store now has, and one of a blob it lacks.
+    let stored = fs::read_dir(store.layout().blobs_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    fs::write(dir.join(&stored), b"half").unwrap();
+    let absent = Digest::of_bytes(b"never finished");
+    fs::write(dir.join(absent.hex()), b"never").unwrap();
+    drop(store.lock(LockMode::Exclusive).unwrap());
+    assert!(!dir.join(&stored).exists());
+    assert!(dir.join(absent.hex()).exists());
+
+    // One being written now is kept even by prune.
+    let held = Descriptor::new(OCI_LAYER_TAR, Digest::of_bytes(b"in flight"), 9);
+    let dest = store.destination(&"app:3".parse().unwrap()).unwrap();
+    let mut part = dest.partial_blob(&held).unwrap().unwrap();
+    part.write_all(b"in").unwrap();
+    // (The destination's shared lock is this process's own, so prune does not wait for it.)
+    let summary = store.prune().unwrap();
+    drop(dest);
+    assert_eq!(summary.partials_removed, 1);
+    assert!(!dir.join(absent.hex()).exists());
+    assert!(part.path().exists());
+    drop(part);
 }
