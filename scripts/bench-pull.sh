@@ -33,33 +33,10 @@ free_kib=$(df -Pk "$W" | awk 'NR==2 {print $4}')
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the registry, on a free loopback port -------------------------------------------------------
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-REG_PID=
-stop_registry() {
-  if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; fi
-  REG_PID=
-}
 trap stop_registry EXIT
-mkdir -p "$W/registry"
-cat >"$W/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $W/registry/data
-http:
-  addr: 127.0.0.1:$PORT
-EOF
-docker-registry serve "$W/registry/config.yml" >"$W/registry/log" 2>&1 </dev/null &
-REG_PID=$!
-for _ in $(seq 1 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" || true)" = 200 ] && break
-  kill -0 "$REG_PID" 2>/dev/null || { cat "$W/registry/log" >&2; die "docker-registry did not start"; }
-  sleep 0.1
-done
-IMAGE=127.0.0.1:$PORT/bench/pull:1
-log "registry on 127.0.0.1:$PORT (pid $REG_PID)"
+start_registry "$W/registry"
+IMAGE=$REGISTRY/bench/pull:1
+log "registry on $REGISTRY (pid $REGISTRY_PID)"
 
 # --- the image ------------------------------------------------------------------------------------
 log "building the image: one gzip layer with a $BYTES-byte random file"
