@@ -16,6 +16,7 @@ PKGS=(
   docker-registry apache2-utils         # registry tests: distribution 2.8, htpasswd
   runc hyperfine                        # bench: the runtime baseline
   busybox-static                        # rootfs of the test and demo images
+  softhsm2 opensc                       # pkcs11 tests: a SoftHSM token, pkcs11-tool
   jq openssl xxd file                   # scripts and key generation
   time gnuplot-nox                      # bench: /usr/bin/time -f, chart
 )

@@ -5,6 +5,8 @@
 //! peer tool is a failure that says to run `make deps`, never a skip.
 
 mod cli;
+mod crypto_keyprovider;
+mod crypto_pkcs11;
 mod crypto_schemes;
 mod registry;
 mod registry_util;
