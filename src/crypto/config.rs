@@ -232,7 +232,12 @@ impl DecryptConfig {
                     .push(ProviderKey::parse(value, config.as_ref())?);
                 continue;
             }
-            dc.add(keys::load_decryption_key(spec)?);
+            let key = keys::load_decryption_key(spec)?;
+            if let DecryptionKey::Pkcs11(k) = &key {
+                // A module the policy refuses is reported now, not as "no key opens layer".
+                k.check_module()?;
+            }
+            dc.add(key);
         }
         Ok(dc)
     }

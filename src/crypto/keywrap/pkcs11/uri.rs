@@ -274,6 +274,19 @@ impl Pkcs11KeyFile {
         &self.source
     }
 
+    /// Check that a PIN is given and that the module is found and allowed by the policy of
+    /// [`ModulePolicy::from_env`], without loading it.
+    pub fn check_module(&self) -> Result<()> {
+        let policy = ModulePolicy::from_env()?;
+        self.uri.module(&policy).map_err(|e| self.error(e))?;
+        if self.uri.pin().map_err(|e| self.error(e))?.is_none() {
+            return Err(self.error(
+                "the uri has no PIN for the private key: add pin-value=PIN or pin-source=FILE",
+            ));
+        }
+        Ok(())
+    }
+
     /// An error about this key (`FILE: reason`).
     pub fn error(&self, reason: impl Into<String>) -> CryptoError {
         CryptoError::Key {
