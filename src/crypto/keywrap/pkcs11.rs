@@ -94,10 +94,13 @@ impl Pkcs11Recipient {
         let path = Path::new(value);
         let data = std::fs::read(path).map_err(|e| CryptoError::Key {
             path: path.into(),
-            reason: format!(
-                "cannot read the pkcs11 recipient: {}",
-                e.to_string().to_lowercase()
-            ),
+            reason: match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "no such file: pkcs11: needs a pkcs11 YAML key file or an RSA public key PEM"
+                        .into()
+                }
+                _ => format!("cannot read the pkcs11 recipient: {e}"),
+            },
         })?;
         if Pkcs11KeyFile::looks_like(&data) {
             return Pkcs11KeyFile::parse(&data, path).map(Self::KeyFile);
