@@ -16,6 +16,7 @@ PKGS=(
   docker-registry apache2-utils         # registry tests: distribution 2.8, htpasswd
   runc crun podman hyperfine            # bench: the runtime baseline (run latency peers)
   busybox-static                        # rootfs of the test and demo images
+  softhsm2 opensc                       # pkcs11 tests: a SoftHSM token, pkcs11-tool
   jq openssl xxd file curl              # scripts and key generation, registry health checks
   time gnuplot-nox                      # bench: /usr/bin/time -f, chart
   containerd python3-grpcio             # decoder tests: containerd 1.6 + a CRI PullImage client

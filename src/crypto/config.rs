@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::{CryptoError, Result};
 use super::keys::{self, Certificate, DecryptionKey, GpgSecretKeys, PrivateKey, PublicKey};
+use super::keywrap::keyprovider::{ProviderConfig, ProviderKey};
+use super::keywrap::pkcs11::{Pkcs11KeyFile, Pkcs11Recipient};
 use super::keywrap::{self, pgp, pkcs7, KeyWrapper};
 use super::layer::Annotations;
 use super::options::decode_b64;
@@ -21,13 +23,15 @@ pub enum Recipient {
     Pgp(pgp::PgpRecipient),
     /// `pkcs7:CERT_FILE`: an x509 certificate with an RSA key.
     Pkcs7(Certificate),
+    /// `provider:NAME[:OPAQUE]`: a keyprovider of `OCICRYPT_KEYPROVIDER_CONFIG`.
+    Provider(ProviderKey),
+    /// `pkcs11:KEY.yaml` (a key on a token) or `pkcs11:PUBKEY.pem` (an RSA public key).
+    Pkcs11(Pkcs11Recipient),
 }
 
-/// Schemes ocicrypt knows that rrun does not wrap for yet; each gets a clear error.
-const LATER_SCHEMES: [&str; 2] = ["pkcs11", "provider"];
-
 /// The schemes a recipient may name, for messages.
-const SCHEMES_HINT: &str = "use jwe:PUBKEY_FILE, pgp:EMAIL_OR_KEYID or pkcs7:CERT_FILE";
+const SCHEMES_HINT: &str = "use jwe:PUBKEY_FILE, pgp:EMAIL_OR_KEYID, pkcs7:CERT_FILE, \
+                            pkcs11:KEY.yaml|PUBKEY.pem or provider:NAME[:OPAQUE]";
 
 impl Recipient {
     /// Parse a recipient argument and load its key (`pgp:` recipients from gpg's default
@@ -53,6 +57,7 @@ impl Recipient {
     pub fn parse_all(specs: &[String], gpg_homedir: Option<&Path>) -> Result<Vec<Self>> {
         let mut out = Vec::with_capacity(specs.len());
         let mut pgp_queries: Vec<&str> = Vec::new();
+        let mut providers: Option<Option<ProviderConfig>> = None;
         for spec in specs {
             let invalid = |reason: &str| CryptoError::InvalidRecipient {
                 spec: spec.clone(),
@@ -61,7 +66,7 @@ impl Recipient {
             let (scheme, value) = spec
                 .split_once(':')
                 .ok_or_else(|| invalid(&format!("expected SCHEME:VALUE; {SCHEMES_HINT}")))?;
-            if value.is_empty() && scheme != "provider" {
+            if value.is_empty() {
                 return Err(invalid(&format!(
                     "{scheme}: needs a value, for example jwe:pubkey.pem, pgp:alice@example.com \
                      or pkcs7:cert.pem"
@@ -75,11 +80,14 @@ impl Recipient {
                     out.push(Self::Pkcs7(cert));
                 }
                 "pgp" => pgp_queries.push(value),
-                s if LATER_SCHEMES.contains(&s) => {
-                    return Err(invalid(&format!(
-                        "the {s} scheme is not supported by this rrun build yet; {SCHEMES_HINT}"
-                    )))
+                "provider" => {
+                    let config = match &providers {
+                        Some(c) => c,
+                        None => providers.insert(ProviderConfig::from_env()?),
+                    };
+                    out.push(Self::Provider(ProviderKey::parse(value, config.as_ref())?));
                 }
+                "pkcs11" => out.push(Self::Pkcs11(Pkcs11Recipient::load(value)?)),
                 _ => return Err(invalid(&format!("unknown scheme; {SCHEMES_HINT}"))),
             }
         }
@@ -153,6 +161,28 @@ impl EncryptConfig {
             .collect()
     }
 
+    /// The keyprovider recipients (`provider:NAME[:OPAQUE]`).
+    pub fn provider_recipients(&self) -> Vec<&ProviderKey> {
+        self.recipients
+            .iter()
+            .filter_map(|r| match r {
+                Recipient::Provider(k) => Some(k),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The PKCS#11 recipients.
+    pub fn pkcs11_recipients(&self) -> Vec<&Pkcs11Recipient> {
+        self.recipients
+            .iter()
+            .filter_map(|r| match r {
+                Recipient::Pkcs11(k) => Some(k),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// True when there is no recipient at all.
     pub fn is_empty(&self) -> bool {
         self.recipients.is_empty()
@@ -172,6 +202,8 @@ pub struct DecryptConfig {
     private_keys: Vec<PrivateKey>,
     gpg_keys: Vec<GpgSecretKeys>,
     certificates: Vec<Certificate>,
+    provider_keys: Vec<ProviderKey>,
+    pkcs11_keys: Vec<Pkcs11KeyFile>,
     gpg_homedir: Option<PathBuf>,
 }
 
@@ -184,14 +216,45 @@ impl DecryptConfig {
         }
     }
 
-    /// Load `--key` arguments (`FILE[:pass=PW|:file=PWFILE|:fd=N|:PW]`), sorting each file as
-    /// ocicrypt does: private key, gpg secret keyring or x509 certificate(s).
+    /// Load `--key` arguments (`FILE[:pass=PW|:file=PWFILE|:fd=N|:PW]` or
+    /// `provider:NAME[:OPAQUE]`), sorting each file as ocicrypt does: private key, gpg secret
+    /// keyring or x509 certificate(s). Providers are looked up in `OCICRYPT_KEYPROVIDER_CONFIG`.
     pub fn from_specs(specs: &[String]) -> Result<Self> {
         let mut dc = Self::default();
+        let mut providers: Option<Option<ProviderConfig>> = None;
         for spec in specs {
-            dc.add(keys::load_decryption_key(spec)?);
+            if let Some(value) = spec.strip_prefix("provider:") {
+                let config = match &providers {
+                    Some(c) => c,
+                    None => providers.insert(ProviderConfig::from_env()?),
+                };
+                dc.provider_keys
+                    .push(ProviderKey::parse(value, config.as_ref())?);
+                continue;
+            }
+            let key = keys::load_decryption_key(spec)?;
+            if let DecryptionKey::Pkcs11(k) = &key {
+                // A module the policy refuses is reported now, not as "no key opens layer".
+                k.check_module()?;
+            }
+            dc.add(key);
         }
         Ok(dc)
+    }
+
+    /// Add a keyprovider key (`provider:NAME[:OPAQUE]`).
+    pub fn add_provider_key(&mut self, key: ProviderKey) {
+        self.provider_keys.push(key);
+    }
+
+    /// The keyprovider keys.
+    pub fn provider_keys(&self) -> &[ProviderKey] {
+        &self.provider_keys
+    }
+
+    /// The PKCS#11 key files.
+    pub fn pkcs11_keys(&self) -> &[Pkcs11KeyFile] {
+        &self.pkcs11_keys
     }
 
     /// Add one loaded key file.
@@ -203,6 +266,7 @@ impl DecryptConfig {
             }
             DecryptionKey::Certificates(certs) => self.certificates.extend(certs),
             DecryptionKey::Gpg(keys) => self.gpg_keys.push(keys),
+            DecryptionKey::Pkcs11(key) => self.pkcs11_keys.push(key),
         }
     }
 
@@ -234,7 +298,10 @@ impl DecryptConfig {
 
     /// True when no key that can decrypt was given (certificates alone cannot).
     pub fn is_empty(&self) -> bool {
-        self.private_keys.is_empty() && self.gpg_keys.is_empty()
+        self.private_keys.is_empty()
+            && self.gpg_keys.is_empty()
+            && self.provider_keys.is_empty()
+            && self.pkcs11_keys.is_empty()
     }
 }
 
@@ -322,15 +389,9 @@ mod tests {
 
     #[test]
     fn later_and_unknown_schemes_say_what_works() {
-        for spec in ["pkcs11:key.yaml", "provider:kms", "provider:kms:opaque"] {
-            let err = Recipient::parse(spec).unwrap_err();
-            let text = reason(&err);
-            assert!(
-                text.contains("not supported by this rrun build yet"),
-                "{text}"
-            );
-            assert!(text.contains("pgp:EMAIL_OR_KEYID"), "{text}");
-        }
+        let text = reason(&Recipient::parse("bogus:x").unwrap_err());
+        assert!(text.contains("pkcs11:KEY.yaml"), "{text}");
+        assert!(text.contains("provider:NAME"), "{text}");
         for (spec, want) in [
             ("bogus:x", "unknown scheme"),
             ("no-colon", "expected SCHEME:VALUE"),

@@ -258,6 +258,8 @@ pub enum DecryptionKey {
     Certificates(Vec<Certificate>),
     /// An exported gpg secret keyring (its decryption keys unprotected with the password).
     Gpg(GpgSecretKeys),
+    /// A pkcs11 YAML key file: a private key on a token.
+    Pkcs11(super::keywrap::pkcs11::Pkcs11KeyFile),
 }
 
 /// Load a `--key` argument (`FILE[:pass=PW|:file=PWFILE|:fd=N|:PW]`) and sort it as ocicrypt's
@@ -273,18 +275,22 @@ pub fn load_decryption_key(spec: &str) -> Result<DecryptionKey> {
     match &mut key {
         DecryptionKey::Private { key, .. } => key.world_readable = file.world_readable,
         DecryptionKey::Gpg(keys) => keys.set_world_readable(file.world_readable),
-        DecryptionKey::Certificates(_) => {}
+        DecryptionKey::Certificates(_) | DecryptionKey::Pkcs11(_) => {}
     }
     Ok(key)
 }
 
-/// Sort and parse decryption key bytes: OpenPGP keyrings (binary packets or armor) first,
-/// then x509 certificates without a private key next to them, then private keys.
+/// Sort and parse decryption key bytes: pkcs11 YAML key files first, then OpenPGP keyrings
+/// (binary packets or armor), then x509 certificates without a private key next to them, then private keys.
 pub fn parse_decryption_key(
     data: &[u8],
     password: Option<&[u8]>,
     source: &Path,
 ) -> Result<DecryptionKey> {
+    if super::keywrap::pkcs11::Pkcs11KeyFile::looks_like(data) {
+        return super::keywrap::pkcs11::Pkcs11KeyFile::parse(data, source)
+            .map(DecryptionKey::Pkcs11);
+    }
     if super::keywrap::pgp::is_openpgp_keyring(data) {
         return GpgSecretKeys::parse(data, password, source).map(DecryptionKey::Gpg);
     }

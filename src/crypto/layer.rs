@@ -101,6 +101,13 @@ pub fn encrypt_layer<R: Read + Send, W: Write>(
     })
 }
 
+/// Whether the keys of this annotation live outside rrun (a PKCS#11 token, a key provider).
+fn is_external_scheme(annotation_id: &str) -> bool {
+    annotation_id
+        .strip_prefix(ANN_KEYS_PREFIX)
+        .is_some_and(|scheme| scheme == "pkcs11" || scheme.starts_with("provider."))
+}
+
 /// The key gate: unwrap the private options of an encrypted layer with the keys in `dc`,
 /// reading no layer data. `layer` names the layer in errors.
 pub fn unwrap_layer(
@@ -119,6 +126,7 @@ pub fn unwrap_layer(
         return Err(CryptoError::MissingPrivateKey);
     }
     let mut last_err = None;
+    let mut external_err = None;
     for wrapper in keywrap::all() {
         let Some(value) = annotations.get(&wrapper.annotation_id()) else {
             continue;
@@ -136,9 +144,17 @@ pub fn unwrap_layer(
             };
             match wrapper.unwrap_key(dc, &bytes) {
                 Ok(json) => return PrivateOptions::from_json(&json),
+                // A token or key provider that failed (wrong PIN, timeout, crash) is what the
+                // user must fix: it is reported instead of "no key opens the layer".
+                Err(e @ CryptoError::Key { .. }) if is_external_scheme(&wrapper.annotation_id()) => {
+                    external_err = Some(e)
+                }
                 Err(e) => last_err = Some(e),
             }
         }
+    }
+    if let Some(e) = external_err {
+        return Err(e);
     }
     match last_err {
         // Broken annotations are reported as such: no key could ever open them.

@@ -919,7 +919,7 @@ fn unusable_recipients_and_keys_are_refused_with_a_reason() {
         ),
         (
             vec!["--recipient".into(), "pkcs11:token.yaml".into()],
-            "not supported by this rrun build yet",
+            "no such file",
         ),
         (
             vec![

@@ -7,6 +7,8 @@
 mod cli;
 mod containerd_root;
 mod containerd_util;
+mod crypto_keyprovider;
+mod crypto_pkcs11;
 mod crypto_schemes;
 mod registry;
 mod registry_util;

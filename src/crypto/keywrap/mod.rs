@@ -2,7 +2,9 @@
 //! with the caller's keys (ocicrypt `keywrap.KeyWrapper`).
 
 pub mod jwe;
+pub mod keyprovider;
 pub mod pgp;
+pub mod pkcs11;
 pub mod pkcs7;
 
 use zeroize::Zeroizing;
@@ -35,11 +37,17 @@ pub trait KeyWrapper: Send + Sync {
     fn recipients(&self, blob: &[u8]) -> Vec<String>;
 }
 
-/// Every key wrapper rrun knows, in the order unwrapping tries them.
+/// Every key wrapper rrun knows, in the order unwrapping tries them: the built-in schemes, then
+/// one `provider.NAME` wrapper per provider of `OCICRYPT_KEYPROVIDER_CONFIG`.
 pub fn all() -> Vec<Box<dyn KeyWrapper>> {
-    vec![
+    let mut out: Vec<Box<dyn KeyWrapper>> = vec![
         Box::new(jwe::JweKeyWrapper),
         Box::new(pgp::PgpKeyWrapper::default()),
         Box::new(pkcs7::Pkcs7KeyWrapper),
-    ]
+        Box::new(pkcs11::Pkcs11KeyWrapper),
+    ];
+    for w in keyprovider::KeyProviderKeyWrapper::from_env() {
+        out.push(Box::new(w));
+    }
+    out
 }
