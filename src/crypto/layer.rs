@@ -146,7 +146,9 @@ pub fn unwrap_layer(
                 Ok(json) => return PrivateOptions::from_json(&json),
                 // A token or key provider that failed (wrong PIN, timeout, crash) is what the
                 // user must fix: it is reported instead of "no key opens the layer".
-                Err(e @ CryptoError::Key { .. }) if is_external_scheme(&wrapper.annotation_id()) => {
+                Err(e @ CryptoError::Key { .. })
+                    if is_external_scheme(&wrapper.annotation_id()) =>
+                {
                     external_err = Some(e)
                 }
                 Err(e) => last_err = Some(e),

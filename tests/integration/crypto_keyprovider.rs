@@ -392,4 +392,23 @@ fn provider_mistakes_and_failures_are_one_clear_line() {
     slow.encrypt(&["provider:test"], &src, &dst)
         .rrun_error(&["provider:test", "no answer within 0.5 s"]);
     assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+    // On decrypt too, the provider's failure is the error (not "no key opens the layer").
+    let enc = Layout::new(w.path().join("enc-ok"));
+    kp.encrypt(&["provider:test"], &src, &enc.reference(TAG))
+        .ok();
+    let out_dir = Layout::new(w.path().join("dec-failed"));
+    failing
+        .decrypt(
+            &["provider:test"],
+            &enc.reference(TAG),
+            &out_dir.reference(TAG),
+        )
+        .rrun_error(&["provider:test", "hsm offline"]);
+    slow.decrypt(
+        &["provider:test"],
+        &enc.reference(TAG),
+        &out_dir.reference(TAG),
+    )
+    .rrun_error(&["provider:test", "no answer within 0.5 s"]);
+    assert!(!out_dir.dir.join("index.json").exists());
 }

@@ -330,10 +330,11 @@ fn module_policy_pin_and_key_mistakes_are_clear() {
     let conf = t.dir.join("softhsm2.conf").display().to_string();
     let wrong = Token::key_file(&t.dir, "wrong.yaml", &conf, "9999");
     let dec2 = Layout::new(w.path().join("dec2"));
-    // layer.rs reports key-side unwrap failures as "no key opens layer" (see the report).
+    // The token's refusal is the error, not "no key opens layer"; nothing is written.
     t.env
         .decrypt(&[&wrong], &enc.reference(TAG), &dec2.reference(TAG))
-        .rrun_error(&["pkcs11"]);
+        .rrun_error(&["wrong.yaml", "wrong PIN"]);
+    assert!(!dec2.dir.join("index.json").exists());
     // RSA-2048 with OAEP-SHA256 cannot carry the options: say what to do.
     let out = t.env.clone_with("OCICRYPT_OAEP_HASHALG", "sha256").encrypt(
         &[&format!("pkcs11:{}", fx.key("rsa.pub"))],
