@@ -147,8 +147,22 @@ rrun run --rm "${RUN[@]}" --key "$W/alice.pem" "$APP" /bin/sh -c \
 if grep -q rrun-sealed /proc/self/mountinfo; then die "a sealed tmpfs is still mounted after --rm"; fi
 echo "after exit: no sealed mount left, no plaintext on disk"
 
+step "A sealed service: the systemd unit for it, its key from an encrypted systemd credential"
+rrun generate systemd --root "$STORE" --name demo-app --key cred:demokey "$APP" \
+  /bin/sh -c 'echo "service up"; exec sleep infinity'
+echo "(seal the key first: systemd-creds encrypt --name=demokey alice.pem /etc/credstore.encrypted/demokey)"
+echo "systemd hands the unit the decrypted key in \$CREDENTIALS_DIRECTORY; outside a unit, --key cred: says so:"
+rc=0
+show "$RRUN" run --rm "${RUN[@]}" --key cred:demokey "$APP" true 2>"$W/cred.err" || rc=$?
+sed 's/^/  | /' "$W/cred.err"
+[ "$rc" = 125 ] || die "--key cred: outside a unit exited $rc; expected 125"
+mkdir -p -m 0700 "$W/creds"
+cp "$W/alice.pem" "$W/creds/demokey"
+echo "and with a credentials directory as systemd makes it:"
+show env CREDENTIALS_DIRECTORY="$W/creds" "$RRUN" run --rm "${RUN[@]}" --key cred:demokey "$APP" /bin/echo "hello from the sealed service"
+
 trap - ERR
 printf '\ndemo OK: import, encrypt, layerinfo, wrong key refused, decrypt (rrun and skopeo),\n'
 printf '         push, pull refused with the wrong key before any layer fetch, pull with the key,\n'
 printf '         trust sign, pull --verify, an unsigned push over the signed tag changes nothing,\n'
-printf '         run refused without the key, sealed run with it\n'
+printf '         run refused without the key, sealed run with it, its systemd unit and cred: key\n'
