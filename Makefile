@@ -18,6 +18,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --release
+	scripts/test-vm.sh
 
 demo: build
 	scripts/demo.sh
