@@ -23,7 +23,7 @@ pub enum Target {
     /// `--rootfs DIR`: the image config is empty, the command is required.
     Rootfs(std::path::PathBuf),
     /// The IMAGE argument.
-    Image(ImageTarget),
+    Image(Box<ImageTarget>),
 }
 
 /// An image to run, with what opens and selects it.
@@ -54,7 +54,7 @@ pub fn run(globals: &Globals, a: RunArgs) -> anyhow::Result<()> {
                 },
             )
         }
-        Target::Image(target) => run_image(globals, target, opts),
+        Target::Image(target) => run_image(globals, *target, opts),
     }
 }
 
@@ -226,7 +226,7 @@ pub fn resolve(a: RunArgs) -> anyhow::Result<(RunOptions, Target)> {
                     super::decrypt_config(&a.keys)?
                 },
             };
-            (Target::Image(target), args.collect())
+            (Target::Image(Box::new(target)), args.collect())
         }
     };
     let opts = RunOptions {
