@@ -5,7 +5,9 @@
 //! provider failures. Debian's skopeo 1.9.3 is built with ocicrypt 1.0.3, which predates
 //! keyproviders: a test proves it refuses `provider:`, so there is no skopeo interop for this
 //! scheme. grpc providers (tests/data/crypto/keyprovider/grpc_provider.py) are served on a free
-//! loopback port or a unix socket. Needs python3, python3-grpcio and skopeo (`make deps`).
+//! loopback port or a unix socket; `rrun pull --key provider:NAME` passes or fails the key gate
+//! against docker-registry before any layer is fetched. Needs python3, python3-grpcio, skopeo
+//! and docker-registry (`make deps`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -610,4 +612,47 @@ fn grpc_provider_failures_are_one_clear_line() {
     ]);
     assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
     assert!(!w.path().join("enc").join("index.json").exists());
+}
+
+#[test]
+fn peer_pull_key_gate_asks_the_provider_before_any_layer_is_fetched() {
+    use crate::registry_util::{Auth, Env, Registry};
+    let fx = fixtures();
+    let (kp, _servers) = Providers::grpc(&[("remote", &[])], false);
+    let w = workdir();
+    let enc = Layout::new(w.path().join("enc"));
+    kp.encrypt(
+        &["provider:remote:key-1"],
+        &fx.image.reference(TAG),
+        &enc.reference(TAG),
+    )
+    .ok();
+    let reg = Registry::start(Auth::None);
+    let image = format!("{}/kp:enc", reg.host());
+    kp.skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &enc.reference(TAG),
+        &format!("docker://{image}"),
+    ])
+    .ok();
+    let layers = enc.layer_digests(TAG);
+    let config = kp.config.display().to_string();
+    let vars = [("OCICRYPT_KEYPROVIDER_CONFIG", config.as_str())];
+    // A key id the provider does not open: refused at the gate, no layer requested.
+    let env = Env::new(&w.path().join("pull"));
+    env.rrun_vars(&["pull", "--key", "provider:remote:key-2", &image], &vars)
+        .rrun_error(&["provider:remote", "access denied"]);
+    for d in &layers {
+        assert_eq!(reg.blob_gets(d), 0, "no GET of layer {d}:\n{}", reg.log());
+    }
+    assert!(!env.root.exists(), "nothing stored");
+    // The right key id passes the gate; only then are the layers fetched.
+    let out = env.rrun_vars(&["pull", "--key", "provider:remote:key-1", &image], &vars);
+    out.ok();
+    assert!(out.stderr.contains("key gate passed"), "{}", out.stderr);
+    for d in &layers {
+        assert_eq!(reg.blob_gets(d), 1, "{d}");
+    }
 }
