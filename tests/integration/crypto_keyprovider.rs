@@ -254,27 +254,25 @@ fn wrapped(enc: &Layout, annotation: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn rrun_encrypts_and_decrypts_through_a_cmd_provider() {
+/// Encrypt the fixture for `provider:NAME:key-1` and decrypt it again through `kp`, checking the
+/// packets and the requests ocicrypt sends; returns the scratch dir and the encrypted layout.
+fn round_trip(kp: &Providers, name: &str) -> (tempfile::TempDir, Layout) {
     let fx = fixtures();
-    let kp = Providers::new(&[("test", &[])]);
     let w = workdir();
     let enc = Layout::new(w.path().join("enc"));
-    kp.encrypt(
-        &["provider:test:key-1"],
-        &fx.image.reference(TAG),
-        &enc.reference(TAG),
-    )
-    .ok();
-    for packet in wrapped(&enc, ANN_TEST) {
+    let key = format!("provider:{name}:key-1");
+    kp.encrypt(&[&key], &fx.image.reference(TAG), &enc.reference(TAG))
+        .ok();
+    let annotation = format!("org.opencontainers.image.enc.keys.provider.{name}");
+    for packet in wrapped(&enc, &annotation) {
         let p: Value = serde_json::from_slice(&packet).expect("the provider's packet");
         assert_eq!(p["kid"], "key-1");
     }
     // The request is ocicrypt's: ec.Parameters[NAME] = [b64(opaque)], optsdata = b64(JSON).
-    let req = &kp.requests("test")[0];
+    let req = &kp.requests(name)[0];
     assert_eq!(req["op"], "keywrap");
     assert_eq!(
-        req["keywrapparams"]["ec"]["Parameters"]["test"],
+        req["keywrapparams"]["ec"]["Parameters"][name],
         json!([B64.encode("key-1")])
     );
     let opts = B64
@@ -283,20 +281,23 @@ fn rrun_encrypts_and_decrypts_through_a_cmd_provider() {
     let opts: Value = serde_json::from_slice(&opts).unwrap();
     assert!(opts["symkey"].is_string() && opts["cipheroptions"]["nonce"].is_string());
 
-    let dec2 = Layout::new(w.path().join("dec2"));
-    kp.decrypt(
-        &["provider:test:key-1"],
-        &enc.reference(TAG),
-        &dec2.reference(TAG),
-    )
-    .ok();
-    assert_plain_again(&dec2, &fx.image);
-    let req = kp.requests("test").pop().unwrap();
+    let dec = Layout::new(w.path().join("dec"));
+    kp.decrypt(&[&key], &enc.reference(TAG), &dec.reference(TAG))
+        .ok();
+    assert_plain_again(&dec, &fx.image);
+    let req = kp.requests(name).pop().unwrap();
     assert_eq!(req["op"], "keyunwrap");
     assert_eq!(
-        req["keyunwrapparams"]["dc"]["Parameters"]["test"],
+        req["keyunwrapparams"]["dc"]["Parameters"][name],
         json!([B64.encode("key-1")])
     );
+    (w, enc)
+}
+
+#[test]
+fn rrun_encrypts_and_decrypts_through_a_cmd_provider() {
+    let kp = Providers::new(&[("test", &[])]);
+    round_trip(&kp, "test");
 }
 
 #[test]
@@ -501,40 +502,13 @@ fn provider_mistakes_and_failures_are_one_clear_line() {
 
 #[test]
 fn rrun_encrypts_and_decrypts_through_a_grpc_provider() {
-    let fx = fixtures();
+    // The bytes of the grpc messages are the cmd protocol's JSON (the provider checks that the
+    // rpc matches the op).
     let (kp, _servers) = Providers::grpc(&[("remote", &[])], false);
-    let w = workdir();
-    let enc = Layout::new(w.path().join("enc"));
-    kp.encrypt(
-        &["provider:remote:key-1"],
-        &fx.image.reference(TAG),
-        &enc.reference(TAG),
-    )
-    .ok();
-    for packet in wrapped(&enc, "org.opencontainers.image.enc.keys.provider.remote") {
-        let p: Value = serde_json::from_slice(&packet).expect("the provider's packet");
-        assert_eq!(p["kid"], "key-1");
-    }
-    // The bytes of the grpc message are the cmd protocol's JSON (the provider checks the rpc
-    // matches the op).
-    let req = &kp.requests("remote")[0];
-    assert_eq!(req["op"], "keywrap");
-    assert_eq!(
-        req["keywrapparams"]["ec"]["Parameters"]["remote"],
-        json!([B64.encode("key-1")])
-    );
+    let (w, enc) = round_trip(&kp, "remote");
     kp.rrun(&["image", "layerinfo", &enc.reference(TAG)])
         .ok()
         .stdout_has("[provider.remote]");
-    let dec = Layout::new(w.path().join("dec"));
-    kp.decrypt(
-        &["provider:remote:key-1"],
-        &enc.reference(TAG),
-        &dec.reference(TAG),
-    )
-    .ok();
-    assert_plain_again(&dec, &fx.image);
-    assert_eq!(kp.requests("remote").pop().unwrap()["op"], "keyunwrap");
     // A key id the provider refuses: its grpc status message is the error.
     let dec2 = Layout::new(w.path().join("dec2"));
     kp.decrypt(
@@ -617,16 +591,8 @@ fn grpc_provider_failures_are_one_clear_line() {
 #[test]
 fn peer_pull_key_gate_asks_the_provider_before_any_layer_is_fetched() {
     use crate::registry_util::{Auth, Env, Registry};
-    let fx = fixtures();
     let (kp, _servers) = Providers::grpc(&[("remote", &[])], false);
-    let w = workdir();
-    let enc = Layout::new(w.path().join("enc"));
-    kp.encrypt(
-        &["provider:remote:key-1"],
-        &fx.image.reference(TAG),
-        &enc.reference(TAG),
-    )
-    .ok();
+    let (w, enc) = round_trip(&kp, "remote");
     let reg = Registry::start(Auth::None);
     let image = format!("{}/kp:enc", reg.host());
     kp.skopeo(&[
