@@ -264,4 +264,34 @@ mod tests {
             "{e}"
         );
     }
+
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+
+    #[test]
+    fn no_thread_outlives_a_call() {
+        // Other tests run on threads of their own: count in a child running only this test.
+        const CHILD: &str = "RRUN_GRPC_THREAD_CHECK";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "--test-threads=1", "--nocapture"])
+                .arg("crypto::keywrap::keyprovider::grpc::tests::no_thread_outlives_a_call")
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        }
+        let before = threads();
+        // A host name (resolved on tokio's blocking pool), a refused port and a silent listener.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent = format!("localhost:{}", l.local_addr().unwrap().port());
+        for addr in ["localhost:1", silent.as_str()] {
+            let e = call(addr, Rpc::WrapKey, b"{}", Duration::from_millis(300)).unwrap_err();
+            assert!(e.contains(addr), "{e}");
+            assert_eq!(threads(), before, "after calling {addr}");
+        }
+    }
 }
