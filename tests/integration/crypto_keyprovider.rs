@@ -4,13 +4,17 @@
 //! them, a provider next to jwe on one layer (skopeo opens the jwe half), name matching, and
 //! provider failures. Debian's skopeo 1.9.3 is built with ocicrypt 1.0.3, which predates
 //! keyproviders: a test proves it refuses `provider:`, so there is no skopeo interop for this
-//! scheme. Needs python3 and skopeo (`make deps`).
+//! scheme. grpc providers (tests/data/crypto/keyprovider/grpc_provider.py) are served on a free
+//! loopback port or a unix socket; `rrun pull --key provider:NAME` passes or fails the key gate
+//! against docker-registry before any layer is fetched. Needs python3, python3-grpcio, skopeo
+//! and docker-registry (`make deps`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -37,23 +41,49 @@ impl Providers {
     /// A config with one cmd provider per `(name, extra args)`; each reads its own name.
     pub fn new(providers: &[(&str, &[&str])]) -> Self {
         require_tool("python3");
+        Self::with_entries(|dir| {
+            providers
+                .iter()
+                .map(|(name, extra)| {
+                    let mut args = vec![
+                        provider_script().display().to_string(),
+                        "--name".into(),
+                        name.to_string(),
+                        "--log".into(),
+                        log_path(dir, name).display().to_string(),
+                    ];
+                    args.extend(extra.iter().map(|s| s.to_string()));
+                    let entry = json!({"cmd": {"path": "python3", "args": args}});
+                    (name.to_string(), entry)
+                })
+                .collect()
+        })
+    }
+
+    /// A config with one grpc provider per `(name, extra args)`, each a running
+    /// grpc_provider.py (stopped when the returned servers drop); `unix` puts them on unix
+    /// sockets instead of loopback ports.
+    pub fn grpc(providers: &[(&str, &[&str])], unix: bool) -> (Self, Vec<GrpcProvider>) {
+        let mut servers = Vec::new();
+        let kp = Self::with_entries(|dir| {
+            providers
+                .iter()
+                .map(|(name, extra)| {
+                    let listen = unix.then(|| dir.join(format!("{name}.sock")));
+                    let server = GrpcProvider::start(name, &log_path(dir, name), extra, listen);
+                    let entry = json!({ "grpc": server.address });
+                    servers.push(server);
+                    (name.to_string(), entry)
+                })
+                .collect()
+        });
+        (kp, servers)
+    }
+
+    fn with_entries(entries: impl FnOnce(&Path) -> serde_json::Map<String, Value>) -> Self {
         let dir = workdir();
         let config = dir.path().join("keyprovider.json");
-        let mut list = serde_json::Map::new();
-        for (name, extra) in providers {
-            let mut args = vec![
-                provider_script().display().to_string(),
-                "--name".into(),
-                name.to_string(),
-                "--log".into(),
-                dir.path().join(format!("{name}.log")).display().to_string(),
-            ];
-            args.extend(extra.iter().map(|s| s.to_string()));
-            list.insert(
-                name.to_string(),
-                json!({"cmd": {"path": "python3", "args": args}}),
-            );
-        }
+        let list = entries(dir.path());
         fs::write(
             &config,
             serde_json::to_vec_pretty(&json!({ "key-providers": list })).unwrap(),
@@ -87,7 +117,7 @@ impl Providers {
 
     /// The requests provider `name` received, one JSON value each.
     pub fn requests(&self, name: &str) -> Vec<Value> {
-        fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+        fs::read_to_string(log_path(self.dir.path(), name))
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).expect("request JSON"))
@@ -136,6 +166,62 @@ impl Providers {
     }
 }
 
+fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
+
+/// A python gRPC keyprovider (tests/data/crypto/keyprovider/grpc_provider.py), killed on drop.
+pub struct GrpcProvider {
+    child: Child,
+    /// What the config's `"grpc"` names: `127.0.0.1:PORT` or `unix://PATH`.
+    pub address: String,
+}
+
+impl GrpcProvider {
+    /// Start it on a free loopback port (or the unix socket `listen`) and wait until it serves.
+    pub fn start(name: &str, log: &Path, extra: &[&str], listen: Option<PathBuf>) -> Self {
+        // Debian's python3-grpcio lives with the system python, not a pyenv one.
+        let python = Path::new("/usr/bin/python3");
+        assert!(
+            python.is_file(),
+            "/usr/bin/python3 with python3-grpcio is needed (make deps)"
+        );
+        let script = provider_script().with_file_name("grpc_provider.py");
+        let mut cmd = Command::new(python);
+        cmd.arg(script)
+            .args(["--name", name, "--log"])
+            .arg(log)
+            .args(extra)
+            .stdout(Stdio::piped());
+        if let Some(path) = &listen {
+            cmd.arg("--listen").arg(format!("unix:{}", path.display()));
+        }
+        let mut child = cmd.spawn().expect("start grpc_provider.py");
+        let mut line = String::new();
+        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let port: u16 = match line.trim().parse() {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("grpc_provider.py did not start (its stderr is above; make deps installs python3-grpcio)");
+            }
+        };
+        let address = match listen {
+            Some(path) => format!("unix://{}", path.display()),
+            None => format!("127.0.0.1:{port}"),
+        };
+        Self { child, address }
+    }
+}
+
+impl Drop for GrpcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The decrypted image is the fixture again.
 #[track_caller]
 pub fn assert_plain_again(out: &Layout, orig: &Layout) {
@@ -168,27 +254,25 @@ fn wrapped(enc: &Layout, annotation: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn rrun_encrypts_and_decrypts_through_a_cmd_provider() {
+/// Encrypt the fixture for `provider:NAME:key-1` and decrypt it again through `kp`, checking the
+/// packets and the requests ocicrypt sends; returns the scratch dir and the encrypted layout.
+fn round_trip(kp: &Providers, name: &str) -> (tempfile::TempDir, Layout) {
     let fx = fixtures();
-    let kp = Providers::new(&[("test", &[])]);
     let w = workdir();
     let enc = Layout::new(w.path().join("enc"));
-    kp.encrypt(
-        &["provider:test:key-1"],
-        &fx.image.reference(TAG),
-        &enc.reference(TAG),
-    )
-    .ok();
-    for packet in wrapped(&enc, ANN_TEST) {
+    let key = format!("provider:{name}:key-1");
+    kp.encrypt(&[&key], &fx.image.reference(TAG), &enc.reference(TAG))
+        .ok();
+    let annotation = format!("org.opencontainers.image.enc.keys.provider.{name}");
+    for packet in wrapped(&enc, &annotation) {
         let p: Value = serde_json::from_slice(&packet).expect("the provider's packet");
         assert_eq!(p["kid"], "key-1");
     }
     // The request is ocicrypt's: ec.Parameters[NAME] = [b64(opaque)], optsdata = b64(JSON).
-    let req = &kp.requests("test")[0];
+    let req = &kp.requests(name)[0];
     assert_eq!(req["op"], "keywrap");
     assert_eq!(
-        req["keywrapparams"]["ec"]["Parameters"]["test"],
+        req["keywrapparams"]["ec"]["Parameters"][name],
         json!([B64.encode("key-1")])
     );
     let opts = B64
@@ -197,20 +281,23 @@ fn rrun_encrypts_and_decrypts_through_a_cmd_provider() {
     let opts: Value = serde_json::from_slice(&opts).unwrap();
     assert!(opts["symkey"].is_string() && opts["cipheroptions"]["nonce"].is_string());
 
-    let dec2 = Layout::new(w.path().join("dec2"));
-    kp.decrypt(
-        &["provider:test:key-1"],
-        &enc.reference(TAG),
-        &dec2.reference(TAG),
-    )
-    .ok();
-    assert_plain_again(&dec2, &fx.image);
-    let req = kp.requests("test").pop().unwrap();
+    let dec = Layout::new(w.path().join("dec"));
+    kp.decrypt(&[&key], &enc.reference(TAG), &dec.reference(TAG))
+        .ok();
+    assert_plain_again(&dec, &fx.image);
+    let req = kp.requests(name).pop().unwrap();
     assert_eq!(req["op"], "keyunwrap");
     assert_eq!(
-        req["keyunwrapparams"]["dc"]["Parameters"]["test"],
+        req["keyunwrapparams"]["dc"]["Parameters"][name],
         json!([B64.encode("key-1")])
     );
+    (w, enc)
+}
+
+#[test]
+fn rrun_encrypts_and_decrypts_through_a_cmd_provider() {
+    let kp = Providers::new(&[("test", &[])]);
+    round_trip(&kp, "test");
 }
 
 #[test]
@@ -411,4 +498,127 @@ fn provider_mistakes_and_failures_are_one_clear_line() {
     )
     .rrun_error(&["provider:test", "no answer within 0.5 s"]);
     assert!(!out_dir.dir.join("index.json").exists());
+}
+
+#[test]
+fn rrun_encrypts_and_decrypts_through_a_grpc_provider() {
+    // The bytes of the grpc messages are the cmd protocol's JSON (the provider checks that the
+    // rpc matches the op).
+    let (kp, _servers) = Providers::grpc(&[("remote", &[])], false);
+    let (w, enc) = round_trip(&kp, "remote");
+    kp.rrun(&["image", "layerinfo", &enc.reference(TAG)])
+        .ok()
+        .stdout_has("[provider.remote]");
+    // A key id the provider refuses: its grpc status message is the error.
+    let dec2 = Layout::new(w.path().join("dec2"));
+    kp.decrypt(
+        &["provider:remote:key-2"],
+        &enc.reference(TAG),
+        &dec2.reference(TAG),
+    )
+    .rrun_error(&["provider:remote", "access denied to key key-1"]);
+    assert!(!dec2.dir.join("index.json").exists());
+}
+
+#[test]
+fn a_grpc_provider_on_a_unix_socket_works() {
+    let fx = fixtures();
+    let (kp, servers) = Providers::grpc(&[("sock", &["--arrays"])], true);
+    assert!(
+        servers[0].address.starts_with("unix:///"),
+        "{}",
+        servers[0].address
+    );
+    let w = workdir();
+    let enc = Layout::new(w.path().join("enc"));
+    kp.encrypt(
+        &["provider:sock"],
+        &fx.image.reference(TAG),
+        &enc.reference(TAG),
+    )
+    .ok();
+    let dec = Layout::new(w.path().join("dec"));
+    kp.decrypt(&["provider:sock"], &enc.reference(TAG), &dec.reference(TAG))
+        .ok();
+    assert_plain_again(&dec, &fx.image);
+}
+
+#[test]
+fn grpc_provider_failures_are_one_clear_line() {
+    let fx = fixtures();
+    let w = workdir();
+    let src = fx.image.reference(TAG);
+    let dst = Layout::new(w.path().join("enc")).reference(TAG);
+    // Nothing listens: a port just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (kp, _s) = Providers::grpc(&[], false);
+    let config = kp.dir.path().join("down.json");
+    fs::write(
+        &config,
+        json!({"key-providers": {"down": {"grpc": addr}}}).to_string(),
+    )
+    .unwrap();
+    let down = kp.clone_with("OCICRYPT_KEYPROVIDER_CONFIG", &config.display().to_string());
+    down.encrypt(&["provider:down"], &src, &dst).rrun_error(&[
+        "provider:down",
+        &addr,
+        "cannot connect",
+        "refused",
+    ]);
+    // A provider that fails: its status message is the error.
+    let (failing, _f) = Providers::grpc(&[("remote", &["--fail", "hsm offline"])], false);
+    failing
+        .encrypt(&["provider:remote"], &src, &dst)
+        .rrun_error(&["provider:remote", "unavailable", "hsm offline"]);
+    // A provider that hangs is given up after RRUN_KEYPROVIDER_TIMEOUT.
+    let (slow, _l) = Providers::grpc(&[("remote", &["--sleep", "30"])], false);
+    let slow = slow.with_env("RRUN_KEYPROVIDER_TIMEOUT", "0.5");
+    let start = std::time::Instant::now();
+    slow.encrypt(&["provider:remote"], &src, &dst).rrun_error(&[
+        "provider:remote",
+        "no answer from grpc 127.0.0.1:",
+        "0.5 s",
+    ]);
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+    assert!(!w.path().join("enc").join("index.json").exists());
+}
+
+#[test]
+fn peer_pull_key_gate_asks_the_provider_before_any_layer_is_fetched() {
+    use crate::registry_util::{Auth, Env, Registry};
+    let (kp, _servers) = Providers::grpc(&[("remote", &[])], false);
+    let (w, enc) = round_trip(&kp, "remote");
+    let reg = Registry::start(Auth::None);
+    let image = format!("{}/kp:enc", reg.host());
+    kp.skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &enc.reference(TAG),
+        &format!("docker://{image}"),
+    ])
+    .ok();
+    let layers = enc.layer_digests(TAG);
+    let config = kp.config.display().to_string();
+    let vars = [("OCICRYPT_KEYPROVIDER_CONFIG", config.as_str())];
+    // A key id the provider does not open: refused at the gate, no layer requested.
+    let env = Env::new(&w.path().join("pull"));
+    env.rrun_vars(&["pull", "--key", "provider:remote:key-2", &image], &vars)
+        .rrun_error(&["provider:remote", "access denied"]);
+    for d in &layers {
+        assert_eq!(reg.blob_gets(d), 0, "no GET of layer {d}:\n{}", reg.log());
+    }
+    assert!(!env.root.exists(), "nothing stored");
+    // The right key id passes the gate; only then are the layers fetched.
+    let out = env.rrun_vars(&["pull", "--key", "provider:remote:key-1", &image], &vars);
+    out.ok();
+    assert!(out.stderr.contains("key gate passed"), "{}", out.stderr);
+    for d in &layers {
+        assert_eq!(reg.blob_gets(d), 1, "{d}");
+    }
 }

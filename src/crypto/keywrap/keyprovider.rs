@@ -1,5 +1,6 @@
 //! Keyprovider key wrapping (ocicrypt `keywrap/keyprovider`): the providers named in
-//! `OCICRYPT_KEYPROVIDER_CONFIG`, the JSON protocol they speak, and running `cmd` providers.
+//! `OCICRYPT_KEYPROVIDER_CONFIG`, the JSON protocol they speak, and running `cmd` providers
+//! (`grpc` providers are called in `keyprovider/grpc.rs`).
 //!
 //! A layer wrapped by provider `NAME` carries `org.opencontainers.image.enc.keys.provider.NAME`;
 //! unwrapping asks the provider of that same name, as ocicrypt does. rrun writes byte fields as
@@ -41,7 +42,8 @@ const MAX_CONFIG: u64 = 1 << 20;
 pub enum Transport {
     /// A program run once per request: request JSON on stdin, response JSON on stdout.
     Cmd { path: PathBuf, args: Vec<String> },
-    /// A `KeyProviderService` gRPC server at `host:port`, plain HTTP/2 (no `grpc-tls`).
+    /// A `KeyProviderService` gRPC server at `host:port` or `unix:///path`, plain HTTP/2 (no
+    /// `grpc-tls`).
     Grpc { address: String },
 }
 
@@ -81,10 +83,12 @@ impl Provider {
         let raw = match &self.transport {
             Transport::Cmd { path, args } => run_cmd(self, path, args, request, timeout())?,
             Transport::Grpc { address } => {
-                return Err(self.error(format!(
-                    "grpc providers ({address}) are not supported by this rrun build yet; \
-                     configure a cmd provider"
-                )))
+                let rpc = if op == "keywrap" {
+                    grpc::Rpc::WrapKey
+                } else {
+                    grpc::Rpc::UnWrapKey
+                };
+                grpc::call(address, rpc, request, timeout()).map_err(|e| self.error(e))?
             }
         };
         Response::parse(&raw).map_err(|e| self.error(format!("{op}: {e}")))
@@ -372,7 +376,7 @@ impl Response {
     pub fn parse(data: &[u8]) -> std::result::Result<Self, String> {
         let text = data.trim_ascii();
         if text.is_empty() {
-            return Err("the provider wrote nothing on stdout".into());
+            return Err("the provider wrote nothing: its answer is empty".into());
         }
         let v: Zeroizing<Vec<u8>> = Zeroizing::new(text.to_vec());
         let root: Value = serde_json::from_slice(&v).map_err(|e| {
@@ -593,6 +597,8 @@ impl KeyWrapper for KeyProviderKeyWrapper {
         vec![format!("[{}]", self.scheme)]
     }
 }
+
+mod grpc;
 
 #[cfg(test)]
 mod tests;

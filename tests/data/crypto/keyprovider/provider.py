@@ -10,6 +10,7 @@ id (or passes no opaque part). Options:
   --log FILE        append every request to FILE, one JSON line each
   --sleep SECONDS   wait before answering
   --fail TEXT       print TEXT on stderr and exit 3
+grpc_provider.py serves the same answers over gRPC.
 """
 import argparse
 import base64
@@ -46,24 +47,35 @@ def params(cfg, name):
     return [as_bytes(p) for p in ((cfg or {}).get("Parameters") or {}).get(name) or []]
 
 
-def main():
-    ap = argparse.ArgumentParser()
+class Refused(Exception):
+    """The provider refuses the request: the message goes to stderr, `code` is the exit status."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+def options(description=None):
+    """The options every test provider takes (cmd and grpc)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--name", default="test")
     ap.add_argument("--secret")
     ap.add_argument("--arrays", action="store_true")
     ap.add_argument("--log")
     ap.add_argument("--sleep", type=float, default=0)
     ap.add_argument("--fail")
-    a = ap.parse_args()
-    raw = sys.stdin.buffer.read()
+    return ap
+
+
+def answer(raw, a):
+    """Log, wait, and answer one request JSON (bytes) with the response JSON (bytes)."""
     if a.log:
         with open(a.log, "ab") as f:
             f.write(raw.strip() + b"\n")
     if a.sleep:
         time.sleep(a.sleep)
     if a.fail:
-        print(a.fail, file=sys.stderr)
-        sys.exit(3)
+        raise Refused(a.fail, 3)
     secret = b"rrun test keyprovider secret"
     if a.secret:
         with open(a.secret, "rb") as f:
@@ -78,21 +90,28 @@ def main():
             "kid": kid.decode(),
             "wrapped": base64.b64encode(xor(opts, keystream(secret, kid, len(opts)))).decode(),
         }).encode()
-        print(json.dumps({"keywrapresults": {"annotation": emit(packet, a.arrays)}}))
-    elif req["op"] == "keyunwrap":
+        return json.dumps({"keywrapresults": {"annotation": emit(packet, a.arrays)}}).encode()
+    if req["op"] == "keyunwrap":
         p = req["keyunwrapparams"]
         packet = json.loads(as_bytes(p["annotation"]))
         kid = packet["kid"].encode()
         allowed = params(p["dc"], a.name)
         if kid not in allowed and b"Enabled" not in allowed:
-            print("access denied to key %s" % kid.decode(), file=sys.stderr)
-            sys.exit(4)
+            raise Refused("access denied to key %s" % kid.decode(), 4)
         wrapped = base64.b64decode(packet["wrapped"])
         opts = xor(wrapped, keystream(secret, kid, len(wrapped)))
-        print(json.dumps({"keyunwrapresults": {"optsdata": emit(opts, a.arrays)}}))
-    else:
-        print("unknown op %r" % req["op"], file=sys.stderr)
-        sys.exit(2)
+        return json.dumps({"keyunwrapresults": {"optsdata": emit(opts, a.arrays)}}).encode()
+    raise Refused("unknown op %r" % req["op"], 2)
+
+
+def main():
+    a = options().parse_args()
+    try:
+        out = answer(sys.stdin.buffer.read(), a)
+    except Refused as e:
+        print(e, file=sys.stderr)
+        sys.exit(e.code)
+    print(out.decode())
 
 
 if __name__ == "__main__":
