@@ -380,3 +380,54 @@ fn debian_skopeo_knows_no_pkcs11_so_there_is_no_interop() {
         )
         .failed();
 }
+
+#[test]
+fn peer_pull_key_gate_asks_the_token_before_any_layer_is_fetched() {
+    use crate::registry_util::{Auth, Env, Registry};
+    let fx = fixtures();
+    let t = Token::new();
+    let w = workdir();
+    let enc = Layout::new(w.path().join("enc"));
+    t.env
+        .encrypt(
+            &[&format!("pkcs11:{}", t.pem)],
+            &fx.image.reference(TAG),
+            &enc.reference(TAG),
+        )
+        .ok();
+    let reg = Registry::start(Auth::None);
+    let image = format!("{}/p11:enc", reg.host());
+    t.env
+        .skopeo(&[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &enc.reference(TAG),
+            &format!("docker://{image}"),
+        ])
+        .ok();
+    let layers = enc.layer_digests(TAG);
+    let policy = t.dir.join("ocicrypt.conf").display().to_string();
+    let conf = t.dir.join("softhsm2.conf").display().to_string();
+    let vars = [
+        ("OCICRYPT_CONFIG", policy.as_str()),
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("OCICRYPT_OAEP_HASHALG", "sha1"),
+    ];
+    // A wrong PIN: the token refuses at the gate, no layer is requested, nothing is stored.
+    let wrong = Token::key_file(&t.dir, "wrong.yaml", &conf, "9999");
+    let env = Env::new(&w.path().join("pull"));
+    env.rrun_vars(&["pull", "--key", &wrong, &image], &vars)
+        .rrun_error(&["wrong PIN"]);
+    for d in &layers {
+        assert_eq!(reg.blob_gets(d), 0, "no GET of layer {d}:\n{}", reg.log());
+    }
+    assert!(!env.root.exists(), "nothing stored");
+    // The token's key passes the gate; only then are the layers fetched.
+    let out = env.rrun_vars(&["pull", "--key", &t.yaml, &image], &vars);
+    out.ok();
+    assert!(out.stderr.contains("key gate passed"), "{}", out.stderr);
+    for d in &layers {
+        assert_eq!(reg.blob_gets(d), 1, "{d}");
+    }
+}
