@@ -164,11 +164,16 @@ pub struct MetaFile {
 impl MetaFile {
     /// The sha256 digest, if listed.
     pub fn sha256(&self) -> Option<&[u8]> {
-        self.hashes
-            .iter()
-            .find(|(a, _)| a == "sha256")
-            .map(|(_, h)| h.as_slice())
+        sha256_of(&self.hashes)
     }
+}
+
+/// The sha256 digest in a list of (algorithm, digest) pairs.
+fn sha256_of(hashes: &[(String, Vec<u8>)]) -> Option<&[u8]> {
+    hashes
+        .iter()
+        .find(|(a, _)| a == "sha256")
+        .map(|(_, h)| h.as_slice())
 }
 
 /// Timestamp metadata.
@@ -198,10 +203,7 @@ pub struct TargetFile {
 impl TargetFile {
     /// The sha256 digest, if listed.
     pub fn sha256(&self) -> Option<&[u8]> {
-        self.hashes
-            .iter()
-            .find(|(a, _)| a == "sha256")
-            .map(|(_, h)| h.as_slice())
+        sha256_of(&self.hashes)
     }
 }
 
